@@ -1,0 +1,33 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "DPTrain",
+    products: [
+        .executable(name: "dptrain", targets: ["dptrain"]),
+        .library(name: "Training", targets: ["Training"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // The only code that includes mpi.h; exposes plain C functions to Swift.
+        .target(name: "MPIShim", dependencies: ["CMPI"]),
+
+        .target(name: "Datasets", dependencies: ["CZlib"]),
+        .target(name: "NN", dependencies: ["CBLAS"]),
+        .target(name: "Collectives", dependencies: ["MPIShim"]),
+        .target(name: "Training", dependencies: ["Datasets", "NN", "Collectives"]),
+        .executableTarget(name: "dptrain", dependencies: [
+            "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "NNTests", dependencies: ["NN", "Training"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DPTrainTests", dependencies: ["Training", "Datasets", "Collectives"]),
+    ]
+)

@@ -1,0 +1,63 @@
+import MPIShim
+
+/// MPI world communicator over the C shim. Errors come back as return codes
+/// (MPI_ERRORS_RETURN) and are thrown with MPI's own text.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let localRank: Int
+    public let localSize: Int
+
+    /// Initialises MPI. Without a launcher this makes a one-rank world (singleton).
+    public init() throws {
+        var rank: Int32 = 0, size: Int32 = 1, localRank: Int32 = 0, localSize: Int32 = 1
+        try MPICommunicator.check(dpt_init(&rank, &size, &localRank, &localSize), "MPI_Init")
+        self.rank = Int(rank)
+        self.size = Int(size)
+        self.localRank = Int(localRank)
+        self.localSize = Int(localSize)
+    }
+
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        try Self.check(dpt_allreduce_floats(base, buffer.count), "MPI_Allreduce")
+    }
+
+    public func allreduce(_ values: inout [Double], _ op: ReduceOp) throws {
+        let cOp: dpt_op = switch op {
+        case .sum: DPT_SUM
+        case .max: DPT_MAX
+        case .min: DPT_MIN
+        }
+        let count = Int32(values.count)
+        let rc = values.withUnsafeMutableBufferPointer { dpt_allreduce_doubles($0.baseAddress, count, cOp) }
+        try Self.check(rc, "MPI_Allreduce")
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        try Self.check(dpt_broadcast(base, buffer.count, Int32(root)), "MPI_Bcast")
+    }
+
+    public func abort(code: Int32) -> Never {
+        dpt_abort(code)
+        exit(code)  // MPI_Abort does not return; this satisfies the type checker.
+    }
+
+    public func finalize() {
+        if dpt_is_active() != 0 { _ = dpt_finalize() }
+    }
+
+    public static var wallTime: Double { dpt_wtime() }
+
+    static func check(_ code: Int32, _ call: String) throws {
+        guard code != 0 else { return }
+        var text = [CChar](repeating: 0, count: 512)
+        dpt_error_string(code, &text, Int32(text.count))
+        throw CommunicatorError("\(call) failed: \(String(cString: text))")
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

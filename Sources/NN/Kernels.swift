@@ -1,0 +1,179 @@
+import CBLAS
+
+/// Straight-line kernels over raw NHWC buffers. Batches are contiguous; nothing here allocates.
+public enum Kernels {
+    /// C[M,N] = A[M,K]·B[K,N] (+ C when `accumulate`), row-major, optionally transposing A or B.
+    @inline(__always)
+    static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                     _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                     accumulate: Bool = false) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(transA ? m : k), b, Int32(transB ? k : n),
+                    accumulate ? 1 : 0, c, Int32(n))
+    }
+
+    /// Unfolds every receptive field into a row: cols[(b,oh,ow), (kh,kw,c)], zeros for padding.
+    static func im2col(_ input: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, batch: Int, _ g: ConvGeometry) {
+        let c = g.inChannels, k = g.kernel
+        let rowLength = k * c
+        var row = cols
+        for b in 0..<batch {
+            let image = input + b * g.inHeight * g.inWidth * c
+            for oh in 0..<g.outHeight {
+                let ih0 = oh * g.stride - g.padTop
+                for ow in 0..<g.outWidth {
+                    let iw0 = ow * g.stride - g.padLeft
+                    let fullRow = iw0 >= 0 && iw0 + k <= g.inWidth
+                    for kh in 0..<k {
+                        let ih = ih0 + kh
+                        let dest = row + kh * rowLength
+                        if ih < 0 || ih >= g.inHeight {
+                            dest.update(repeating: 0, count: rowLength)
+                        } else if fullRow {
+                            // The kw positions are adjacent in NHWC memory: one copy.
+                            dest.update(from: image + (ih * g.inWidth + iw0) * c, count: rowLength)
+                        } else {
+                            for kw in 0..<k {
+                                let iw = iw0 + kw
+                                if iw < 0 || iw >= g.inWidth {
+                                    (dest + kw * c).update(repeating: 0, count: c)
+                                } else {
+                                    (dest + kw * c).update(from: image + (ih * g.inWidth + iw) * c, count: c)
+                                }
+                            }
+                        }
+                    }
+                    row += g.patchSize
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: adds every row of `cols` back onto the input positions it came from.
+    static func col2im(_ cols: UnsafePointer<Float>, _ gradInput: UnsafeMutablePointer<Float>, batch: Int, _ g: ConvGeometry) {
+        let c = g.inChannels, k = g.kernel
+        gradInput.update(repeating: 0, count: batch * g.inHeight * g.inWidth * c)
+        var row = cols
+        for b in 0..<batch {
+            let image = gradInput + b * g.inHeight * g.inWidth * c
+            for oh in 0..<g.outHeight {
+                let ih0 = oh * g.stride - g.padTop
+                for ow in 0..<g.outWidth {
+                    let iw0 = ow * g.stride - g.padLeft
+                    for kh in 0..<k {
+                        let ih = ih0 + kh
+                        guard ih >= 0 && ih < g.inHeight else { continue }
+                        let source = row + kh * k * c
+                        for kw in 0..<k {
+                            let iw = iw0 + kw
+                            guard iw >= 0 && iw < g.inWidth else { continue }
+                            let dest = image + (ih * g.inWidth + iw) * c
+                            let src = source + kw * c
+                            for ch in 0..<c { dest[ch] += src[ch] }
+                        }
+                    }
+                    row += g.patchSize
+                }
+            }
+        }
+    }
+
+    /// out[r, :] = max(out[r, :] + bias, 0) (or without the max when `relu` is false).
+    static func addBias(_ out: UnsafeMutablePointer<Float>, rows: Int, _ bias: UnsafePointer<Float>, columns: Int, relu: Bool) {
+        var p = out
+        for _ in 0..<rows {
+            if relu {
+                for j in 0..<columns { p[j] = max(p[j] + bias[j], 0) }
+            } else {
+                for j in 0..<columns { p[j] += bias[j] }
+            }
+            p += columns
+        }
+    }
+
+    /// Backward of ReLU on the layer's own output: zero the gradient where the unit was off.
+    static func reluBackward(_ grad: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count where output[i] <= 0 { grad[i] = 0 }
+    }
+
+    /// bias gradient: column sums of grad[rows, columns].
+    static func columnSums(_ grad: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
+        out.update(repeating: 0, count: columns)
+        var p = grad
+        for _ in 0..<rows {
+            for j in 0..<columns { out[j] += p[j] }
+            p += columns
+        }
+    }
+
+    /// Non-overlapping max pooling (stride = pool size, 'valid'); remembers the winner's index.
+    static func maxPool(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
+                        batch: Int, height: Int, width: Int, channels c: Int, pool p: Int) {
+        let oh = height / p, ow = width / p
+        var o = 0
+        for b in 0..<batch {
+            let imageBase = b * height * width * c
+            for y in 0..<oh {
+                for x in 0..<ow {
+                    let first = imageBase + ((y * p) * width + x * p) * c
+                    for ch in 0..<c {
+                        output[o + ch] = input[first + ch]
+                        argmax[o + ch] = Int32(first + ch)
+                    }
+                    for dy in 0..<p {
+                        for dx in 0..<p where dy != 0 || dx != 0 {
+                            let base = imageBase + ((y * p + dy) * width + x * p + dx) * c
+                            for ch in 0..<c where input[base + ch] > output[o + ch] {
+                                output[o + ch] = input[base + ch]
+                                argmax[o + ch] = Int32(base + ch)
+                            }
+                        }
+                    }
+                    o += c
+                }
+            }
+        }
+    }
+
+    static func maxPoolBackward(_ gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, outputCount: Int,
+                                _ gradInput: UnsafeMutablePointer<Float>, inputCount: Int) {
+        gradInput.update(repeating: 0, count: inputCount)
+        for i in 0..<outputCount { gradInput[Int(argmax[i])] += gradOutput[i] }
+    }
+
+    /// Softmax cross-entropy from logits, fused: probabilities, and when labels are given the
+    /// summed loss, the number of correct predictions, and dLoss/dlogits scaled by `gradientScale` (1 / global batch size).
+    static func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>?, batch: Int, classes: Int,
+                                    probabilities: UnsafeMutablePointer<Float>, gradient: UnsafeMutablePointer<Float>?,
+                                    gradientScale: Float) -> (lossSum: Double, correct: Int) {
+        var lossSum = 0.0
+        var correct = 0
+        for b in 0..<batch {
+            let z = logits + b * classes, p = probabilities + b * classes
+            var best = 0
+            for j in 1..<classes where z[j] > z[best] { best = j }
+            let m = z[best]
+            var sum: Float = 0
+            for j in 0..<classes {
+                p[j] = expf(z[j] - m)
+                sum += p[j]
+            }
+            let inverse = 1 / sum
+            for j in 0..<classes { p[j] *= inverse }
+            guard let labels else { continue }
+            let label = Int(labels[b])
+            lossSum += Double(logf(sum) + m - z[label])
+            if best == label { correct += 1 }
+            if let gradient {
+                let g = gradient + b * classes
+                for j in 0..<classes { g[j] = p[j] * gradientScale }
+                g[label] -= gradientScale
+            }
+        }
+        return (lossSum, correct)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

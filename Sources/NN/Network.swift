@@ -1,0 +1,280 @@
+/// A named weight tensor inside the network's flat parameter buffer.
+public struct ParameterTensor: Sendable, Equatable {
+    /// Keras name, e.g. "conv2d/kernel" (HWIO) or "dense/bias".
+    public let name: String
+    public let shape: [Int]
+    /// Position in `Network.parameters` and `Network.gradients`.
+    public let offset: Int
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// Buffers of one layer, sized once for the largest batch so the training loop never allocates.
+private protocol Layer: AnyObject {
+    var output: UnsafeMutablePointer<Float> { get }
+    var outputCount: Int { get }  // per example
+    func forward(_ input: UnsafePointer<Float>, batch: Int)
+    /// Reads (and may overwrite) `gradOutput`; writes `gradInput` when it is not nil.
+    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
+                  gradInput: UnsafeMutablePointer<Float>?, batch: Int)
+}
+
+private final class Conv2DLayer: Layer {
+    let g: ConvGeometry
+    let kernel, bias, kernelGrad, biasGrad: UnsafeMutablePointer<Float>
+    let cols: UnsafeMutablePointer<Float>
+    let output: UnsafeMutablePointer<Float>
+    var outputCount: Int { g.outHeight * g.outWidth * g.filters }
+
+    init(_ g: ConvGeometry, weights: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        self.g = g
+        kernel = weights
+        bias = weights + g.patchSize * g.filters
+        kernelGrad = grads
+        biasGrad = grads + g.patchSize * g.filters
+        cols = .allocate(capacity: maxBatch * g.outHeight * g.outWidth * g.patchSize)
+        output = .allocate(capacity: maxBatch * g.outHeight * g.outWidth * g.filters)
+    }
+
+    deinit {
+        cols.deallocate()
+        output.deallocate()
+    }
+
+    func forward(_ input: UnsafePointer<Float>, batch: Int) {
+        let rows = batch * g.outHeight * g.outWidth
+        Kernels.im2col(input, cols, batch: batch, g)
+        Kernels.gemm(m: rows, n: g.filters, k: g.patchSize, cols, kernel, output)
+        Kernels.addBias(output, rows: rows, bias, columns: g.filters, relu: true)
+    }
+
+    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
+                  gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        let rows = batch * g.outHeight * g.outWidth
+        Kernels.reluBackward(gradOutput, output: output, count: rows * g.filters)
+        Kernels.gemm(transA: true, m: g.patchSize, n: g.filters, k: rows, cols, gradOutput, kernelGrad)
+        Kernels.columnSums(gradOutput, rows: rows, columns: g.filters, into: biasGrad)
+        guard let gradInput else { return }
+        // The columns are no longer needed: their buffer takes the column gradients.
+        Kernels.gemm(transB: true, m: rows, n: g.patchSize, k: g.filters, gradOutput, kernel, cols)
+        Kernels.col2im(cols, gradInput, batch: batch, g)
+    }
+}
+
+private final class MaxPoolLayer: Layer {
+    let height, width, channels, pool: Int
+    let output: UnsafeMutablePointer<Float>
+    let argmax: UnsafeMutablePointer<Int32>
+    var outputCount: Int { (height / pool) * (width / pool) * channels }
+
+    init(height: Int, width: Int, channels: Int, pool: Int, maxBatch: Int) {
+        (self.height, self.width, self.channels, self.pool) = (height, width, channels, pool)
+        let count = maxBatch * (height / pool) * (width / pool) * channels
+        output = .allocate(capacity: count)
+        argmax = .allocate(capacity: count)
+    }
+
+    deinit {
+        output.deallocate()
+        argmax.deallocate()
+    }
+
+    func forward(_ input: UnsafePointer<Float>, batch: Int) {
+        Kernels.maxPool(input, output, argmax: argmax, batch: batch, height: height, width: width, channels: channels, pool: pool)
+    }
+
+    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
+                  gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let gradInput else { return }
+        Kernels.maxPoolBackward(gradOutput, argmax: argmax, outputCount: batch * outputCount,
+                                gradInput, inputCount: batch * height * width * channels)
+    }
+}
+
+private final class DenseLayer: Layer {
+    let inputs, units: Int
+    let relu: Bool
+    let kernel, bias, kernelGrad, biasGrad: UnsafeMutablePointer<Float>
+    let output: UnsafeMutablePointer<Float>
+    var outputCount: Int { units }
+
+    init(inputs: Int, units: Int, relu: Bool, weights: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        (self.inputs, self.units, self.relu) = (inputs, units, relu)
+        kernel = weights
+        bias = weights + inputs * units
+        kernelGrad = grads
+        biasGrad = grads + inputs * units
+        output = .allocate(capacity: maxBatch * units)
+    }
+
+    deinit { output.deallocate() }
+
+    func forward(_ input: UnsafePointer<Float>, batch: Int) {
+        Kernels.gemm(m: batch, n: units, k: inputs, input, kernel, output)
+        Kernels.addBias(output, rows: batch, bias, columns: units, relu: relu)
+    }
+
+    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
+                  gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        if relu { Kernels.reluBackward(gradOutput, output: output, count: batch * units) }
+        Kernels.gemm(transA: true, m: inputs, n: units, k: batch, input, gradOutput, kernelGrad)
+        Kernels.columnSums(gradOutput, rows: batch, columns: units, into: biasGrad)
+        guard let gradInput else { return }
+        Kernels.gemm(transB: true, m: batch, n: inputs, k: units, gradOutput, kernel, gradInput)
+    }
+}
+
+/// The whole model: weights and gradients each in ONE flat buffer in a fixed order (layer by
+/// layer, kernel then bias), so data parallelism is a single allreduce over `gradients`.
+public final class Network {
+    public let architecture: Architecture
+    public let maxBatch: Int
+    public let tensors: [ParameterTensor]
+    public let parameterCount: Int
+    /// All weights.
+    public let parameters: UnsafeMutableBufferPointer<Float>
+    /// dLoss/dweights of the last `computeGradients` call, same layout as `parameters`.
+    public let gradients: UnsafeMutableBufferPointer<Float>
+    /// `gradients` followed by `reductionExtras` free slots: the trainer puts its loss, accuracy
+    /// and stop-flag there so one allreduce carries everything a step needs to agree on.
+    public let reductionBuffer: UnsafeMutableBufferPointer<Float>
+    public static let reductionExtras = 4
+    /// Softmax output of the last forward pass, [batch, classes].
+    public let probabilities: UnsafeMutablePointer<Float>
+
+    private let layers: [Layer]
+    /// gradOutputs[i]: gradient w.r.t. layer i's output (nil for the first layer's input).
+    private let gradOutputs: [UnsafeMutablePointer<Float>]
+    private let classes: Int
+
+    public init(_ architecture: Architecture, maxBatch: Int) throws {
+        let infos = try architecture.layers()
+        self.architecture = architecture
+        self.maxBatch = max(maxBatch, 1)
+        classes = architecture.classes
+
+        var tensors: [ParameterTensor] = []
+        var offset = 0
+        var (h, w, c) = (architecture.inputHeight, architecture.inputWidth, architecture.inputChannels)
+        var geometries: [ConvGeometry] = []
+        for (i, block) in architecture.convBlocks.enumerated() {
+            let g = ConvGeometry(inHeight: h, inWidth: w, inChannels: c, block: block)
+            let name = infos[2 * i].name
+            tensors.append(ParameterTensor(name: name + "/kernel", shape: [g.kernel, g.kernel, c, g.filters], offset: offset))
+            offset += g.patchSize * g.filters
+            tensors.append(ParameterTensor(name: name + "/bias", shape: [g.filters], offset: offset))
+            offset += g.filters
+            geometries.append(g)
+            (h, w, c) = (g.outHeight / block.poolSize, g.outWidth / block.poolSize, g.filters)
+        }
+        var features = h * w * c
+        let denseInfos = infos.filter { $0.kind == .dense }
+        var denseShapes: [(inputs: Int, units: Int)] = []
+        for info in denseInfos {
+            let units = info.outputShape[0]
+            tensors.append(ParameterTensor(name: info.name + "/kernel", shape: [features, units], offset: offset))
+            offset += features * units
+            tensors.append(ParameterTensor(name: info.name + "/bias", shape: [units], offset: offset))
+            offset += units
+            denseShapes.append((features, units))
+            features = units
+        }
+        self.tensors = tensors
+        parameterCount = offset
+        parameters = .allocate(capacity: offset)
+        parameters.initialize(repeating: 0)
+        reductionBuffer = .allocate(capacity: offset + Self.reductionExtras)
+        reductionBuffer.initialize(repeating: 0)
+        gradients = UnsafeMutableBufferPointer(rebasing: reductionBuffer[0..<offset])
+        probabilities = .allocate(capacity: self.maxBatch * classes)
+
+        var layers: [Layer] = []
+        var tensorIndex = 0
+        for (i, g) in geometries.enumerated() {
+            let start = tensors[tensorIndex].offset
+            layers.append(Conv2DLayer(g, weights: parameters.baseAddress! + start, grads: gradients.baseAddress! + start, maxBatch: self.maxBatch))
+            layers.append(MaxPoolLayer(height: g.outHeight, width: g.outWidth, channels: g.filters,
+                                       pool: architecture.convBlocks[i].poolSize, maxBatch: self.maxBatch))
+            tensorIndex += 2
+        }
+        for (i, shape) in denseShapes.enumerated() {
+            let start = tensors[tensorIndex].offset
+            layers.append(DenseLayer(inputs: shape.inputs, units: shape.units, relu: i < denseShapes.count - 1,
+                                     weights: parameters.baseAddress! + start, grads: gradients.baseAddress! + start, maxBatch: self.maxBatch))
+            tensorIndex += 2
+        }
+        self.layers = layers
+        let batchCapacity = self.maxBatch
+        gradOutputs = layers.map { UnsafeMutablePointer<Float>.allocate(capacity: batchCapacity * $0.outputCount) }
+    }
+
+    deinit {
+        parameters.deallocate()
+        reductionBuffer.deallocate()
+        probabilities.deallocate()
+        gradOutputs.forEach { $0.deallocate() }
+    }
+
+    public var inputCount: Int { architecture.inputHeight * architecture.inputWidth * architecture.inputChannels }
+
+    public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }
+
+    /// Keras defaults: glorot-uniform kernels, zero biases.
+    public func initialize<G: RandomNumberGenerator>(using rng: inout G) {
+        for t in tensors {
+            let values = parameters.baseAddress! + t.offset
+            if t.name.hasSuffix("/bias") {
+                values.update(repeating: 0, count: t.count)
+                continue
+            }
+            // Conv HWIO: fan_in = kh·kw·in, fan_out = kh·kw·out; dense [in, out].
+            let receptive = t.shape.dropLast(2).reduce(1, *)
+            let fanIn = receptive * t.shape[t.shape.count - 2], fanOut = receptive * t.shape[t.shape.count - 1]
+            let limit = (6 / Float(fanIn + fanOut)).squareRoot()
+            for i in 0..<t.count {
+                let unit = Float(rng.next() >> 40) * (1.0 / 16_777_216.0)  // 24 random bits: exact in Float
+                values[i] = (unit * 2 - 1) * limit
+            }
+        }
+    }
+
+    /// Runs the network on `batch` examples (NHWC floats); fills `probabilities`.
+    public func forward(_ input: UnsafePointer<Float>, batch: Int) {
+        _ = softmaxOutput(input, labels: nil, gradient: nil, batch: batch, gradientScale: 0)
+    }
+
+    /// Forward and backward on one batch. Writes dLoss/dweights into `gradients` where the loss
+    /// is Σ cross-entropy · `gradientScale` (1 / global batch size, so ranks' sums add up to
+    /// the mean). Returns the summed (unscaled) loss and the count of correct predictions.
+    @discardableResult
+    public func computeGradients(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
+                                 gradientScale: Float) -> (lossSum: Double, correct: Int) {
+        if batch == 0 {
+            gradients.update(repeating: 0)
+            return (0, 0)
+        }
+        let result = softmaxOutput(input, labels: labels, gradient: gradOutputs[layers.count - 1], batch: batch,
+                                   gradientScale: gradientScale)
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let layerInput = i == 0 ? input : UnsafePointer(layers[i - 1].output)
+            layers[i].backward(layerInput, gradOutput: gradOutputs[i], gradInput: i == 0 ? nil : gradOutputs[i - 1], batch: batch)
+        }
+        return result
+    }
+
+    /// Loss and accuracy over `batch` examples without touching the gradients.
+    public func evaluate(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int) -> (lossSum: Double, correct: Int) {
+        softmaxOutput(input, labels: labels, gradient: nil, batch: batch, gradientScale: 0)
+    }
+
+    private func softmaxOutput(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>?, gradient: UnsafeMutablePointer<Float>?,
+                               batch: Int, gradientScale: Float) -> (lossSum: Double, correct: Int) {
+        precondition(batch <= maxBatch, "batch \(batch) exceeds the buffers' \(maxBatch)")
+        var x = input
+        for layer in layers {
+            layer.forward(x, batch: batch)
+            x = UnsafePointer(layer.output)
+        }
+        return Kernels.softmaxCrossEntropy(logits: x, labels: labels, batch: batch, classes: classes,
+                                           probabilities: probabilities, gradient: gradient, gradientScale: gradientScale)
+    }
+}

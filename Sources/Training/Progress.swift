@@ -1,0 +1,43 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keras-style epoch progress on stdout: `600/600 [====] - 12s 20ms/step - loss: ... `.
+/// On a terminal the line is redrawn in place; otherwise only whole lines are printed.
+struct Progress {
+    let steps: Int
+    let interactive = isatty(STDOUT_FILENO) != 0
+    private var lastDraw = 0.0
+
+    init(epoch: Int, epochs: Int, steps: Int) {
+        self.steps = steps
+        print("Epoch \(epoch + 1)/\(epochs)")
+    }
+
+    static func metrics(_ values: [(String, Double)]) -> String {
+        values.map { " - \($0.0): \(String(format: "%.4f", $0.1))" }.joined()
+    }
+
+    private func bar(_ step: Int) -> String {
+        let width = 30
+        let done = steps == 0 ? width : width * step / steps
+        if done >= width { return String(repeating: "=", count: width) }
+        return String(repeating: "=", count: max(done - 1, 0)) + ">" + String(repeating: ".", count: width - max(done, 1))
+    }
+
+    mutating func update(step: Int, elapsed: Double, metrics: [(String, Double)]) {
+        guard interactive, elapsed - lastDraw >= 0.1 || step == steps else { return }
+        lastDraw = elapsed
+        let eta = step > 0 ? elapsed / Double(step) * Double(steps - step) : 0
+        let line = "\(step)/\(steps) [\(bar(step))] - ETA: \(Int(eta.rounded()))s" + Self.metrics(metrics)
+        FileHandle.standardOutput.write(Data(("\r" + line + "\u{1B}[K").utf8))
+    }
+
+    func finish(step: Int, elapsed: Double, metrics: [(String, Double)]) {
+        let perStep = step > 0 ? elapsed / Double(step) * 1000 : 0
+        let line = "\(step)/\(steps) [\(bar(step))] - \(Int(elapsed.rounded()))s \(Int(perStep.rounded()))ms/step" + Self.metrics(metrics)
+        print((interactive ? "\r" : "") + line + (interactive ? "\u{1B}[K" : ""))
+        fflush(stdout)
+    }
+}

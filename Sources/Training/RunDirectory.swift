@@ -1,0 +1,81 @@
+import Foundation
+
+/// The files rank 0 keeps for a run: Keras CSVLogger's metrics.csv, metrics.jsonl, summary.json,
+/// model.safetensors, and checkpoints/.
+public struct RunDirectory {
+    public let path: String
+    public var metricsCSV: String { file("metrics.csv") }
+    public var metricsJSONL: String { file("metrics.jsonl") }
+    public var summaryJSON: String { file("summary.json") }
+    public var model: String { file("model.safetensors") }
+    public var checkpoints: String { file("checkpoints") }
+
+    public init(path: String) { self.path = path }
+
+    public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    public func create() throws {
+        do { try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true) } catch {
+            throw TrainingError("\(path): cannot create the run directory (\(error.localizedDescription))")
+        }
+    }
+
+    /// The per-epoch rows (metrics.jsonl) kept from an earlier run: those of epochs before `epoch`.
+    public func epochRows(before epoch: Int) -> [EpochMetrics] {
+        guard let text = try? String(contentsOfFile: metricsJSONL, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }
+            .filter { $0.epoch < epoch }
+    }
+
+    /// Rewrites both metrics files from `rows` (atomic, so a crash never leaves half a row).
+    public func writeMetrics(_ rows: [EpochMetrics]) throws {
+        let hasValidation = rows.contains { $0.valLoss != nil }
+        var csv = hasValidation ? "epoch,accuracy,loss,val_accuracy,val_loss\n" : "epoch,accuracy,loss\n"
+        var jsonl = ""
+        for row in rows {
+            csv += "\(row.epoch),\(row.accuracy),\(row.loss)"
+            if hasValidation { csv += ",\(row.valAccuracy.map { "\($0)" } ?? ""),\(row.valLoss.map { "\($0)" } ?? "")" }
+            csv += "\n"
+            jsonl += try ModelFile.encode(row) + "\n"
+        }
+        try AtomicFile.write(csv, to: metricsCSV)
+        try AtomicFile.write(jsonl, to: metricsJSONL)
+    }
+}
+
+/// One epoch's line in metrics.jsonl. `epoch` counts from 0, as in Keras's CSVLogger.
+public struct EpochMetrics: Codable, Equatable, Sendable {
+    public var epoch: Int
+    public var loss: Double
+    public var accuracy: Double
+    public var valLoss: Double?
+    public var valAccuracy: Double?
+    public var steps: Int
+    public var seconds: Double
+    public var imagesPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, loss, accuracy, steps, seconds
+        case valLoss = "val_loss", valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second"
+    }
+}
+
+/// summary.json.
+public struct RunSummary: Codable, Sendable {
+    public var testLoss: Double
+    public var testAccuracy: Double
+    public var epochs: Int
+    public var steps: Int
+    public var ranks: Int
+    public var threads: Int
+    public var seconds: Double
+    public var imagesPerSecond: Double
+    public var dataFingerprint: String
+    public var config: TrainingConfig
+
+    enum CodingKeys: String, CodingKey {
+        case epochs, steps, ranks, threads, seconds, config
+        case testLoss = "test_loss", testAccuracy = "test_accuracy", imagesPerSecond = "images_per_second"
+        case dataFingerprint = "data_sha256"
+    }
+}

@@ -1,0 +1,284 @@
+import Collectives
+import Datasets
+import Foundation
+import NN
+
+/// How a run ended.
+public enum TrainingOutcome {
+    case finished(RunSummary)
+    /// Stopped by a signal after checkpointing; the process should exit with StopSignal.exitStatus.
+    case stoppedBySignal
+}
+
+/// Data-parallel training: every rank holds the whole model, computes the gradient on its slice
+/// of each global batch, and one allreduce makes every rank apply the same update. With N ranks
+/// the run follows the single-process trajectory up to floating-point summation order.
+public final class Trainer {
+    public let config: TrainingConfig
+    let comm: Communicator
+    let data: MNIST
+    let trainSet: LabeledImages
+    let validationSet: LabeledImages?
+    let network: Network
+    let optimizer: SGD
+    let run: RunDirectory
+    let threads: Int
+    /// Position of the next step.
+    var epoch = 0, stepInEpoch = 0, globalStep = 0
+    var partial = PartialEpoch()
+    var history: [EpochMetrics] = []
+    var bestValidationAccuracy = -1.0
+
+    /// Start-up: everything that can fail because of bad input happens here, on every rank,
+    /// before any file of the run directory is touched. Ranks agree on the outcome, so a bad
+    /// input on one rank ends every rank with its message instead of a hang.
+    public init(config: TrainingConfig, communicator comm: Communicator, log: (String) -> Void) throws {
+        self.config = config
+        self.comm = comm
+        threads = config.threads ?? Self.defaultThreads(localRanks: comm.localSize)
+        BLAS.setThreads(threads)
+
+        var failure: Error?
+        var loaded: (MNIST, LabeledImages, LabeledImages?, Network)?
+        do {
+            let data = try MNIST(directory: config.dataDirectory)
+            let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)
+            guard config.batchSize >= comm.size else {
+                throw TrainingError("--batch-size: \(config.batchSize) is smaller than the \(comm.size) ranks; every rank needs an example")
+            }
+            let network = try Network(config.architecture, maxBatch: (config.batchSize + comm.size - 1) / comm.size)
+            loaded = (data, train, validation, network)
+        } catch {
+            failure = error
+        }
+        try Self.agree(comm, failure, phase: "start-up")
+        (data, trainSet, validationSet, network) = loaded!
+        optimizer = SGD(learningRate: config.learningRate, momentum: config.momentum, parameterCount: network.parameterCount)
+        run = RunDirectory(path: config.runDirectory)
+
+        // Rank 0 alone reads model files and checkpoints, then broadcasts what it found.
+        var resumedFrom: String?
+        failure = nil
+        if comm.isRoot {
+            do {
+                try run.create()
+                resumedFrom = try restore(log: log)
+            } catch {
+                failure = error
+            }
+        }
+        try Self.agree(comm, failure, phase: "start-up")
+        try broadcastState()
+        if comm.isRoot {
+            if let resumedFrom {
+                log("resumed from \(resumedFrom) at epoch \(epoch + 1), step \(stepInEpoch) (global step \(globalStep))")
+            }
+            history = run.epochRows(before: resumedFrom == nil ? 0 : epoch)
+            try run.writeMetrics(history)
+        }
+    }
+
+    /// One BLAS thread per rank when ranks share a node, all of this process's cores otherwise.
+    static func defaultThreads(localRanks: Int) -> Int {
+        let online = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        let allowed = ProcessInfo.processInfo.activeProcessorCount
+        return max(1, min(allowed, Int(online) / max(localRanks, 1)))
+    }
+
+    /// Keras's validation_split: the LAST fraction of the training arrays, before any shuffling.
+    static func split(_ all: LabeledImages, fraction: Double) throws -> (LabeledImages, LabeledImages?) {
+        guard fraction > 0 else { return (all, nil) }
+        let trainCount = Int(Double(all.count) * (1 - fraction))
+        guard trainCount > 0, trainCount < all.count else {
+            throw TrainingError("--validation-split: \(fraction) leaves \(trainCount) of \(all.count) examples for training")
+        }
+        return (all.slice(0..<trainCount), all.slice(trainCount..<all.count))
+    }
+
+    /// Every rank learns whether any failed; the failing rank's error is rethrown there, the
+    /// others throw a short note naming it.
+    static func agree(_ comm: Communicator, _ failure: Error?, phase: String) throws {
+        guard let failingRank = try comm.firstFailingRank(localFailure: failure != nil) else { return }
+        if let failure { throw failure }
+        throw PeerFailure(rank: failingRank, phase: phase)
+    }
+
+    func broadcastState() throws {
+        try comm.broadcast(UnsafeMutableRawBufferPointer(network.parameters), root: 0)
+        if !optimizer.velocity.isEmpty { try comm.broadcast(&optimizer.velocity) }
+        var position = [Double(epoch), Double(stepInEpoch), Double(globalStep), partial.lossSum, partial.correct,
+                        Double(partial.seen), partial.seconds, bestValidationAccuracy]
+        if !comm.isRoot { position = position.map { _ in 0 } }
+        try comm.allreduce(&position, .sum)
+        epoch = Int(position[0]); stepInEpoch = Int(position[1]); globalStep = Int(position[2])
+        partial = PartialEpoch(lossSum: position[3], correct: position[4], seen: Int(position[5]), seconds: position[6])
+        bestValidationAccuracy = position[7]
+    }
+
+    /// Rank 0: a fresh init, `--init-model`, or a checkpoint. Returns the checkpoint's name when resuming.
+    func restore(log: (String) -> Void) throws -> String? {
+        if let resume = config.resume, let checkpoint = try Checkpoint.find(resume, in: run, log: log) {
+            try checkpoint.verify(matches: config, dataFingerprint: data.fingerprint, name: checkpoint.path)
+            try ModelFile.load(checkpoint.file, into: network, name: checkpoint.path)
+            if !optimizer.velocity.isEmpty { optimizer.velocity = try checkpoint.velocity(count: network.parameterCount) }
+            (epoch, stepInEpoch, globalStep) = (checkpoint.epoch, checkpoint.stepInEpoch, checkpoint.globalStep)
+            partial = checkpoint.partialEpoch
+            bestValidationAccuracy = checkpoint.bestValidationAccuracy
+            if checkpoint.ranks != comm.size {
+                log("note: the checkpoint was written by \(checkpoint.ranks) ranks and resumes on \(comm.size); the result will match an uninterrupted run only up to floating-point summation order")
+            }
+            return (checkpoint.path as NSString).lastPathComponent
+        }
+        if let path = config.initModel {
+            let file = try SafeTensors(path: path)
+            try ModelFile.load(file, into: network, name: path)
+        } else {
+            var rng = SplitMix64(seed: config.seed, stream: 0x1417)
+            network.initialize(using: &rng)
+        }
+        return nil
+    }
+
+    /// Trains to the configured end; rank 0 prints and writes the run directory.
+    public func train() throws -> TrainingOutcome {
+        let extras = network.parameterCount
+        let buffer = network.reductionBuffer
+        var x = [Float](repeating: 0, count: network.maxBatch * network.inputCount)
+        var y = [Int32](repeating: 0, count: network.maxBatch)
+        let runStart = Date()
+        var trainSeconds = 0.0, trainImages = 0
+
+        while epoch < config.epochs && !reachedMaxSteps {
+            let plan = EpochPlan(exampleCount: trainSet.count, globalBatchSize: config.batchSize, seed: config.seed, epoch: epoch)
+            var progress = comm.isRoot ? Progress(epoch: epoch, epochs: config.epochs, steps: plan.stepCount) : nil
+            let epochStart = Date().addingTimeInterval(-partial.seconds)
+            while stepInEpoch < plan.stepCount && !reachedMaxSteps {
+                let batch = plan.batch(stepInEpoch)
+                let mine = EpochPlan.slice(batch, rank: comm.rank, ranks: comm.size)
+                let local = x.withUnsafeMutableBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        trainSet.gather(mine, into: xp.baseAddress!, labels: yp.baseAddress!)
+                        return network.computeGradients(xp.baseAddress!, labels: yp.baseAddress!, batch: mine.count,
+                                                        gradientScale: 1 / Float(batch.count))
+                    }
+                }
+                buffer[extras] = Float(local.lossSum)
+                buffer[extras + 1] = Float(local.correct)
+                buffer[extras + 2] = StopSignal.isRaised ? 1 : 0
+                try comm.allreduceSum(buffer)
+                optimizer.step(network)
+                partial.lossSum += Double(buffer[extras])
+                partial.correct += Double(buffer[extras + 1])
+                partial.seen += batch.count
+                stepInEpoch += 1
+                globalStep += 1
+                let elapsed = Date().timeIntervalSince(epochStart)
+                progress?.update(step: stepInEpoch, elapsed: elapsed, metrics: partial.metrics)
+
+                if buffer[extras + 2] > 0 {
+                    partial.seconds = elapsed
+                    if comm.isRoot {
+                        let path = try writeCheckpoint()
+                        print("\nstopping on a signal: checkpoint \(path) written; resume with --resume auto")
+                    }
+                    return .stoppedBySignal
+                }
+                if config.checkpointEvery > 0 && globalStep % config.checkpointEvery == 0 && stepInEpoch < plan.stepCount {
+                    partial.seconds = elapsed
+                    if comm.isRoot { _ = try writeCheckpoint() }
+                }
+            }
+            let seconds = Date().timeIntervalSince(epochStart)
+            trainSeconds += seconds
+            trainImages += partial.seen
+            var row = EpochMetrics(epoch: epoch, loss: partial.lossSum / Double(max(partial.seen, 1)),
+                                   accuracy: partial.correct / Double(max(partial.seen, 1)), steps: stepInEpoch,
+                                   seconds: seconds, imagesPerSecond: Double(partial.seen) / max(seconds, 1e-9))
+            if let validationSet {
+                let (loss, accuracy) = try evaluate(validationSet, x: &x, y: &y)
+                (row.valLoss, row.valAccuracy) = (loss, accuracy)
+            }
+            progress?.finish(step: stepInEpoch, elapsed: seconds, metrics: row.progressMetrics)
+            epoch += 1
+            stepInEpoch = 0
+            partial = PartialEpoch()
+            if comm.isRoot {
+                history.append(row)
+                try run.writeMetrics(history)
+                let isBest = (row.valAccuracy ?? -1) > bestValidationAccuracy
+                if isBest { bestValidationAccuracy = row.valAccuracy! }
+                _ = try writeCheckpoint()
+                if config.saveBest && isBest { _ = try writeCheckpoint(best: true) }
+            }
+        }
+
+        let (testLoss, testAccuracy) = try evaluate(data.test, x: &x, y: &y)
+        let summary = RunSummary(testLoss: testLoss, testAccuracy: testAccuracy, epochs: epoch, steps: globalStep, ranks: comm.size,
+                                 threads: threads, seconds: Date().timeIntervalSince(runStart),
+                                 imagesPerSecond: Double(trainImages) / max(trainSeconds, 1e-9),
+                                 dataFingerprint: data.fingerprint, config: config)
+        if comm.isRoot {
+            print("test loss: \(String(format: "%.4f", testLoss)) - test accuracy: \(String(format: "%.4f", testAccuracy))")
+            try AtomicFile.write(try ModelFile.tensors(of: network).serialized(), to: run.model)
+            try AtomicFile.write(try ModelFile.encode(summary) + "\n", to: run.summaryJSON)
+        }
+        return .finished(summary)
+    }
+
+    var reachedMaxSteps: Bool { config.maxSteps.map { globalStep >= $0 } ?? false }
+
+    /// Loss and accuracy over `set`, split over the ranks, summed on all.
+    func evaluate(_ set: LabeledImages, x: inout [Float], y: inout [Int32]) throws -> (loss: Double, accuracy: Double) {
+        let start = set.count * comm.rank / comm.size, end = set.count * (comm.rank + 1) / comm.size
+        var totals = [0.0, 0.0]
+        var index = start
+        while index < end {
+            let count = min(network.maxBatch, end - index)
+            let result = x.withUnsafeMutableBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    set.gather(Int32(index)..<Int32(index + count), into: xp.baseAddress!, labels: yp.baseAddress!)
+                    return network.evaluate(xp.baseAddress!, labels: yp.baseAddress!, batch: count)
+                }
+            }
+            totals[0] += result.lossSum
+            totals[1] += Double(result.correct)
+            index += count
+        }
+        try comm.allreduce(&totals, .sum)
+        return (totals[0] / Double(set.count), totals[1] / Double(set.count))
+    }
+
+    func writeCheckpoint(best: Bool = false) throws -> String {
+        let checkpoint = Checkpoint(network: network, velocity: optimizer.velocity, config: config, dataFingerprint: data.fingerprint,
+                                    epoch: epoch, stepInEpoch: stepInEpoch, globalStep: globalStep, ranks: comm.size,
+                                    partialEpoch: partial, bestValidationAccuracy: bestValidationAccuracy)
+        return try checkpoint.write(in: run, best: best, keep: config.keep)
+    }
+}
+
+/// Running totals of the epoch in progress (also saved in checkpoints taken mid-epoch).
+struct PartialEpoch {
+    var lossSum = 0.0
+    var correct = 0.0
+    var seen = 0
+    var seconds = 0.0
+
+    var metrics: [(String, Double)] {
+        [("loss", lossSum / Double(max(seen, 1))), ("accuracy", correct / Double(max(seen, 1)))]
+    }
+}
+
+extension EpochMetrics {
+    var progressMetrics: [(String, Double)] {
+        var values = [("loss", loss), ("accuracy", accuracy)]
+        if let valLoss, let valAccuracy { values += [("val_loss", valLoss), ("val_accuracy", valAccuracy)] }
+        return values
+    }
+}
+
+/// Another rank failed; its own message is on stderr.
+public struct PeerFailure: Error, CustomStringConvertible {
+    public let rank: Int
+    public let phase: String
+    public var description: String { "stopping: rank \(rank) failed during \(phase) (its message is above)" }
+}

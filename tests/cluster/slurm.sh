@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# tests/cluster/slurm.sh: train through slurm/train.sbatch (srun) and
+# slurm/train-mpirun.sbatch (mpirun) on a private one-node Slurm cluster.
+# Env: DPTRAIN (binary, default .build/release/dptrain), TEST_TIMEOUT (s, default 600),
+#      KEEP=1 keeps the work dir. Needs root.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LIMIT=${TEST_TIMEOUT:-600}
+WORK=$(mktemp -d /tmp/dptrain-test-slurm.XXXXXX)
+# a cluster of its own (own dir and ports), so a developer's cluster is left alone
+export SLURM_SCRATCH_DIR=$WORK/cluster SLURMCTLD_PORT=6917 SLURMD_PORT=6918
+export SLURM_CONF=$SLURM_SCRATCH_DIR/slurm.conf
+BIN=${DPTRAIN:-$ROOT/.build/release/dptrain}
+
+# on failure the last line printed is the reason; the work dir is kept for a look
+reason= err="unexpected error"
+fail() { reason=$*; exit 1; }
+cleanup() {
+  local rc=$?
+  kill "$watchdog" 2>/dev/null || true
+  "$ROOT/scripts/slurm-cluster" down >/dev/null 2>&1 || true
+  if [ $rc -eq 0 ]; then [ -n "${KEEP:-}" ] || rm -rf "$WORK"
+  else echo "FAIL tests/cluster/slurm.sh: ${reason:-$err} (work dir $WORK)" >&2; fi
+}
+( trap 'kill $s 2>/dev/null; exit 0' TERM; sleep "$LIMIT" & s=$!; wait $s; kill -TERM $$ ) 2>/dev/null & watchdog=$!
+trap cleanup EXIT
+trap 'err="line $LINENO: $BASH_COMMAND failed"' ERR
+trap 'fail "timed out after ${LIMIT}s (or interrupted)"' TERM INT
+
+[ -x "$BIN" ] || fail "no trainer binary at $BIN (build it, or set DPTRAIN)"
+start=$SECONDS
+"$ROOT/scripts/slurm-cluster" up >"$WORK/up.log" 2>&1 || fail "cluster up failed: $(tail -1 "$WORK/up.log")"
+echo "cluster up in $((SECONDS - start)) s"
+
+submit() { # SBATCH-SCRIPT NAME -> prints job id. Small settings through the environment.
+  cd "$ROOT" && RUN_DIR=$WORK/run-$2 EPOCHS=1 DPTRAIN_ARGS="--max-steps 30 --threads 1" \
+    sbatch --parsable -n 2 --time=10 -J "$2" -o "$WORK/%x-%j.out" "slurm/$1"
+}
+job_gone() { # ID: the job has left the queue (squeue, not sbatch --wait: that polls too slowly)
+  local q
+  q=$(squeue -h -j "$1" -o %T 2>&1) || { [[ $q == *"Invalid job id"* ]]; return; }
+  [ -z "$q" ]
+}
+[ -n "${DPTRAIN:-}" ] && export DPTRAIN  # else the scripts' default, $SLURM_SUBMIT_DIR/.build/release/dptrain
+j1=$(submit train.sbatch srun) || fail "sbatch slurm/train.sbatch failed"
+j2=$(submit train-mpirun.sbatch mpirun) || fail "sbatch slurm/train-mpirun.sbatch failed"
+echo "submitted $j1 (srun) and $j2 (mpirun)"
+
+for pair in "$j1 srun" "$j2 mpirun"; do
+  read -r id name <<<"$pair"
+  t0=$SECONDS
+  until job_gone "$id"; do sleep 1; done
+  out=$WORK/$name-$id.out
+  state=$(scontrol show job "$id" | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
+  ecode=$(scontrol show job "$id" | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)
+  echo "job $id ($name): $state exit $ecode after $((SECONDS - t0)) s"
+  if [ "$state" != COMPLETED ]; then
+    tail -n 15 "$out" >&2 2>/dev/null || true
+    fail "job $id ($name) ended $state exit $ecode (output $out)"
+  fi
+  [ -s "$WORK/run-$name/metrics.csv" ] || fail "job $id ($name): no metrics.csv in $WORK/run-$name"
+  [ -s "$WORK/run-$name/model.safetensors" ] || fail "job $id ($name): no model.safetensors in $WORK/run-$name"
+  grep -q 'test accuracy' "$out" || fail "job $id ($name): no 'test accuracy' line in $out"
+  grep 'test accuracy' "$out" | tail -1
+  ranks=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("ranks"))' "$WORK/run-$name/summary.json" 2>/dev/null || echo "?")
+  [ "$ranks" = 2 ] || fail "job $id ($name): summary.json ranks=$ranks, expected 2"
+done
+echo "PASS tests/cluster/slurm.sh in $((SECONDS - start)) s"

@@ -15,7 +15,7 @@ WORK=$(mktemp -d /tmp/dptrain-test-multihost.XXXXXX)
 RSH=$ROOT/scripts/netns-rsh
 
 # on failure the last line printed is the reason; the work dir is kept for a look
-reason= err="unexpected error"
+reason='' err='unexpected error'
 fail() { reason=$*; exit 1; }
 cleanup() {
   local rc=$?
@@ -39,6 +39,7 @@ train=("$BIN" train --max-steps "$STEPS" --seed 7 --threads 1 --data-dir "$ROOT/
 # mpirun runs on h1 (the root namespace has no route to the hosts); each
 # namespace host thinks it owns the machine, so binding would put every rank on
 # core 0: --bind-to none, and one BLAS thread per rank.
+# shellcheck disable=SC2054  # the commas are in mpirun's values
 mpi=(mpirun -np "$HOSTS" --hostfile "$WORK/hostfile" --map-by node --bind-to none
      --mca plm_rsh_agent "$RSH"
      --mca btl tcp,self --mca btl_tcp_if_include 10.200.0.0/24 --mca oob_tcp_if_include 10.200.0.0/24

@@ -16,7 +16,7 @@ export SLURM_CONF=$SLURM_SCRATCH_DIR/slurm.conf
 BIN=${DPTRAIN:-$ROOT/.build/release/dptrain}
 
 # on failure the last line printed is the reason; the work dir is kept for a look
-reason= err="unexpected error"
+reason='' err='unexpected error'
 fail() { reason=$*; exit 1; }
 cleanup() {
   local rc=$?

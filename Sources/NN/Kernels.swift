@@ -31,7 +31,7 @@ public enum Kernels {
                             dest.update(repeating: 0, count: rowLength)
                         } else if fullRow {
                             // The kw positions are adjacent in NHWC memory: one copy.
-                            dest.update(from: image + (ih * g.inWidth + iw0) * c, count: rowLength)
+                            copy(image + (ih * g.inWidth + iw0) * c, to: dest, count: rowLength)
                         } else {
                             for kw in 0..<k {
                                 let iw = iw0 + kw
@@ -46,6 +46,16 @@ public enum Kernels {
                     row += g.patchSize
                 }
             }
+        }
+    }
+
+    /// memcpy costs more than a loop for the 5-float rows of a one-channel input.
+    @inline(__always)
+    private static func copy(_ source: UnsafePointer<Float>, to dest: UnsafeMutablePointer<Float>, count: Int) {
+        if count < 32 {
+            for i in 0..<count { dest[i] = source[i] }
+        } else {
+            dest.update(from: source, count: count)
         }
     }
 
@@ -93,7 +103,19 @@ public enum Kernels {
 
     /// Backward of ReLU on the layer's own output: zero the gradient where the unit was off.
     static func reluBackward(_ grad: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count where output[i] <= 0 { grad[i] = 0 }
+        let vectorCount = count / 8 * 8
+        var i = 0
+        while i < vectorCount {
+            let out = UnsafeRawPointer(output + i).loadUnaligned(as: SIMD8<Float>.self)
+            var g = UnsafeRawPointer(grad + i).loadUnaligned(as: SIMD8<Float>.self)
+            g.replace(with: 0, where: out .<= 0)
+            UnsafeMutableRawPointer(grad + i).storeBytes(of: g, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
+            if output[i] <= 0 { grad[i] = 0 }
+            i += 1
+        }
     }
 
     /// bias gradient: column sums of grad[rows, columns].
@@ -106,28 +128,49 @@ public enum Kernels {
         }
     }
 
-    /// Non-overlapping max pooling (stride = pool size, 'valid'); remembers the winner's index.
+    /// Non-overlapping max pooling (stride = pool size, 'valid'); remembers the winner's index
+    /// (the first one on ties, as TensorFlow does). Channels go 8 at a time in SIMD registers.
     static func maxPool(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
                         batch: Int, height: Int, width: Int, channels c: Int, pool p: Int) {
         let oh = height / p, ow = width / p
+        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+        let vectorChannels = c / 8 * 8
+        let raw = UnsafeRawPointer(input)
         var o = 0
         for b in 0..<batch {
             let imageBase = b * height * width * c
             for y in 0..<oh {
                 for x in 0..<ow {
                     let first = imageBase + ((y * p) * width + x * p) * c
-                    for ch in 0..<c {
-                        output[o + ch] = input[first + ch]
-                        argmax[o + ch] = Int32(first + ch)
-                    }
-                    for dy in 0..<p {
-                        for dx in 0..<p where dy != 0 || dx != 0 {
-                            let base = imageBase + ((y * p + dy) * width + x * p + dx) * c
-                            for ch in 0..<c where input[base + ch] > output[o + ch] {
-                                output[o + ch] = input[base + ch]
-                                argmax[o + ch] = Int32(base + ch)
+                    var ch = 0
+                    while ch < vectorChannels {
+                        var best = raw.loadUnaligned(fromByteOffset: (first + ch) * 4, as: SIMD8<Float>.self)
+                        var index = SIMD8<Int32>(repeating: Int32(first + ch)) &+ lanes
+                        for dy in 0..<p {
+                            for dx in 0..<p where dy != 0 || dx != 0 {
+                                let at = imageBase + ((y * p + dy) * width + x * p + dx) * c + ch
+                                let v = raw.loadUnaligned(fromByteOffset: at * 4, as: SIMD8<Float>.self)
+                                let better = v .> best
+                                best.replace(with: v, where: better)
+                                index.replace(with: SIMD8<Int32>(repeating: Int32(at)) &+ lanes,
+                                              where: unsafeBitCast(better, to: SIMDMask<SIMD8<Int32>>.self))
                             }
                         }
+                        UnsafeMutableRawPointer(output + o + ch).storeBytes(of: best, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(argmax + o + ch).storeBytes(of: index, as: SIMD8<Int32>.self)
+                        ch += 8
+                    }
+                    while ch < c {
+                        var best = input[first + ch], index = first + ch
+                        for dy in 0..<p {
+                            for dx in 0..<p {
+                                let at = imageBase + ((y * p + dy) * width + x * p + dx) * c + ch
+                                if input[at] > best { (best, index) = (input[at], at) }
+                            }
+                        }
+                        output[o + ch] = best
+                        argmax[o + ch] = Int32(index)
+                        ch += 1
                     }
                     o += c
                 }

@@ -146,7 +146,10 @@ public final class Network {
     private let gradOutputs: [UnsafeMutablePointer<Float>]
     private let classes: Int
 
-    public init(_ architecture: Architecture, maxBatch: Int) throws {
+    /// `sharingWeightsWith`: a replica for another thread of the same rank. It reads the
+    /// primary's weights and has its own gradients and activations.
+    public init(_ architecture: Architecture, maxBatch: Int, sharingWeightsWith primary: Network? = nil) throws {
+        precondition(primary == nil || primary!.architecture == architecture, "a replica needs the primary's architecture")
         let infos = try architecture.layers()
         self.architecture = architecture
         self.maxBatch = max(maxBatch, 1)
@@ -180,8 +183,13 @@ public final class Network {
         }
         self.tensors = tensors
         parameterCount = offset
-        parameters = .allocate(capacity: offset)
-        parameters.initialize(repeating: 0)
+        ownsParameters = primary == nil
+        if let primary {
+            parameters = primary.parameters
+        } else {
+            parameters = .allocate(capacity: offset)
+            parameters.initialize(repeating: 0)
+        }
         reductionBuffer = .allocate(capacity: offset + Self.reductionExtras)
         reductionBuffer.initialize(repeating: 0)
         gradients = UnsafeMutableBufferPointer(rebasing: reductionBuffer[0..<offset])
@@ -207,8 +215,10 @@ public final class Network {
         gradOutputs = layers.map { UnsafeMutablePointer<Float>.allocate(capacity: batchCapacity * $0.outputCount) }
     }
 
+    private let ownsParameters: Bool
+
     deinit {
-        parameters.deallocate()
+        if ownsParameters { parameters.deallocate() }
         reductionBuffer.deallocate()
         probabilities.deallocate()
         gradOutputs.forEach { $0.deallocate() }

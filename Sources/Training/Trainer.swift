@@ -19,7 +19,8 @@ public final class Trainer {
     let data: MNIST
     let trainSet: LabeledImages
     let validationSet: LabeledImages?
-    let network: Network
+    let workers: Workers
+    var network: Network { workers.primary }
     let optimizer: SGD
     let run: RunDirectory
     let threads: Int
@@ -36,24 +37,25 @@ public final class Trainer {
         self.config = config
         self.comm = comm
         threads = config.threads ?? Self.defaultThreads(localRanks: comm.localSize)
-        BLAS.setThreads(threads)
+        // Parallelism is the workers' (one BLAS thread each), so results do not depend on BLAS's threading.
+        BLAS.setThreads(1)
 
         var failure: Error?
-        var loaded: (MNIST, LabeledImages, LabeledImages?, Network)?
+        var loaded: (MNIST, LabeledImages, LabeledImages?, Workers)?
         do {
             let data = try MNIST(directory: config.dataDirectory)
             let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)
             guard config.batchSize >= comm.size else {
                 throw TrainingError("--batch-size: \(config.batchSize) is smaller than the \(comm.size) ranks; every rank needs an example")
             }
-            let network = try Network(config.architecture, maxBatch: (config.batchSize + comm.size - 1) / comm.size)
-            loaded = (data, train, validation, network)
+            let workers = try Workers(config.architecture, threads: threads, maxRankBatch: (config.batchSize + comm.size - 1) / comm.size)
+            loaded = (data, train, validation, workers)
         } catch {
             failure = error
         }
         try Self.agree(comm, failure, phase: "start-up")
-        (data, trainSet, validationSet, network) = loaded!
-        optimizer = SGD(learningRate: config.learningRate, momentum: config.momentum, parameterCount: network.parameterCount)
+        (data, trainSet, validationSet, workers) = loaded!
+        optimizer = SGD(learningRate: config.learningRate, momentum: config.momentum, parameterCount: workers.primary.parameterCount)
         run = RunDirectory(path: config.runDirectory)
 
         // Rank 0 alone reads model files and checkpoints, then broadcasts what it found.
@@ -143,8 +145,6 @@ public final class Trainer {
     public func train() throws -> TrainingOutcome {
         let extras = network.parameterCount
         let buffer = network.reductionBuffer
-        var x = [Float](repeating: 0, count: network.maxBatch * network.inputCount)
-        var y = [Int32](repeating: 0, count: network.maxBatch)
         let runStart = Date()
         var trainSeconds = 0.0, trainImages = 0
 
@@ -155,13 +155,7 @@ public final class Trainer {
             while stepInEpoch < plan.stepCount && !reachedMaxSteps {
                 let batch = plan.batch(stepInEpoch)
                 let mine = EpochPlan.slice(batch, rank: comm.rank, ranks: comm.size)
-                let local = x.withUnsafeMutableBufferPointer { xp in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        trainSet.gather(mine, into: xp.baseAddress!, labels: yp.baseAddress!)
-                        return network.computeGradients(xp.baseAddress!, labels: yp.baseAddress!, batch: mine.count,
-                                                        gradientScale: 1 / Float(batch.count))
-                    }
-                }
+                let local = workers.computeGradients(mine, from: trainSet, scale: 1 / Float(batch.count))
                 buffer[extras] = Float(local.lossSum)
                 buffer[extras + 1] = Float(local.correct)
                 buffer[extras + 2] = StopSignal.isRaised ? 1 : 0
@@ -195,7 +189,7 @@ public final class Trainer {
                                    accuracy: partial.correct / Double(max(partial.seen, 1)), steps: stepInEpoch,
                                    seconds: seconds, imagesPerSecond: Double(partial.seen) / max(seconds, 1e-9))
             if let validationSet {
-                let (loss, accuracy) = try evaluate(validationSet, x: &x, y: &y)
+                let (loss, accuracy) = try evaluate(validationSet)
                 (row.valLoss, row.valAccuracy) = (loss, accuracy)
             }
             progress?.finish(step: stepInEpoch, elapsed: seconds, metrics: row.progressMetrics)
@@ -212,7 +206,7 @@ public final class Trainer {
             }
         }
 
-        let (testLoss, testAccuracy) = try evaluate(data.test, x: &x, y: &y)
+        let (testLoss, testAccuracy) = try evaluate(data.test)
         let summary = RunSummary(testLoss: testLoss, testAccuracy: testAccuracy, epochs: epoch, steps: globalStep, ranks: comm.size,
                                  threads: threads, seconds: Date().timeIntervalSince(runStart),
                                  imagesPerSecond: Double(trainImages) / max(trainSeconds, 1e-9),
@@ -228,22 +222,10 @@ public final class Trainer {
     var reachedMaxSteps: Bool { config.maxSteps.map { globalStep >= $0 } ?? false }
 
     /// Loss and accuracy over `set`, split over the ranks, summed on all.
-    func evaluate(_ set: LabeledImages, x: inout [Float], y: inout [Int32]) throws -> (loss: Double, accuracy: Double) {
+    func evaluate(_ set: LabeledImages) throws -> (loss: Double, accuracy: Double) {
         let start = set.count * comm.rank / comm.size, end = set.count * (comm.rank + 1) / comm.size
-        var totals = [0.0, 0.0]
-        var index = start
-        while index < end {
-            let count = min(network.maxBatch, end - index)
-            let result = x.withUnsafeMutableBufferPointer { xp in
-                y.withUnsafeMutableBufferPointer { yp in
-                    set.gather(Int32(index)..<Int32(index + count), into: xp.baseAddress!, labels: yp.baseAddress!)
-                    return network.evaluate(xp.baseAddress!, labels: yp.baseAddress!, batch: count)
-                }
-            }
-            totals[0] += result.lossSum
-            totals[1] += Double(result.correct)
-            index += count
-        }
+        let local = workers.evaluate(set, range: start..<end)
+        var totals = [local.lossSum, Double(local.correct)]
         try comm.allreduce(&totals, .sum)
         return (totals[0] / Double(set.count), totals[1] / Double(set.count))
     }

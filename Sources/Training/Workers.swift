@@ -1,0 +1,79 @@
+import Datasets
+import Dispatch
+import NN
+
+/// The threads of one rank: each has a replica of the network (shared weights, its own
+/// activations and gradients) and takes a contiguous part of the rank's slice, running
+/// single-threaded BLAS. Splitting the batch keeps every kernel parallel (im2col, pooling,
+/// GEMMs), where a threaded BLAS would parallelise only the GEMMs, and small ones poorly.
+final class Workers {
+    let replicas: [Network]
+    private let inputs: [UnsafeMutablePointer<Float>]
+    private let labels: [UnsafeMutablePointer<Int32>]
+    var primary: Network { replicas[0] }
+
+    init(_ architecture: Architecture, threads: Int, maxRankBatch: Int) throws {
+        let count = max(1, min(threads, maxRankBatch))
+        let perWorker = (maxRankBatch + count - 1) / count
+        let primary = try Network(architecture, maxBatch: perWorker)
+        replicas = try [primary] + (1..<count).map { _ in try Network(architecture, maxBatch: perWorker, sharingWeightsWith: primary) }
+        inputs = replicas.map { .allocate(capacity: $0.maxBatch * $0.inputCount) }
+        labels = replicas.map { .allocate(capacity: $0.maxBatch) }
+    }
+
+    deinit {
+        inputs.forEach { $0.deallocate() }
+        labels.forEach { $0.deallocate() }
+    }
+
+    /// Rows of `total` for worker `i`, contiguous, sizes differing by at most one.
+    private func part(_ i: Int, of total: Int) -> Range<Int> {
+        (total * i / replicas.count)..<(total * (i + 1) / replicas.count)
+    }
+
+    /// Gradient of Σ loss · `scale` over `examples`, left in the primary's `gradients`.
+    func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float) -> (lossSum: Double, correct: Int) {
+        let results = runAll { i, network, x, y in
+            let range = self.part(i, of: examples.count)
+            let mine = examples[(examples.startIndex + range.lowerBound)..<(examples.startIndex + range.upperBound)]
+            set.gather(mine, into: x, labels: y)
+            return network.computeGradients(x, labels: y, batch: mine.count, gradientScale: scale)
+        }
+        let sum = primary.gradients
+        for replica in replicas.dropFirst() {
+            let g = replica.gradients
+            for j in 0..<sum.count { sum[j] += g[j] }
+        }
+        return results.reduce((0, 0)) { ($0.0 + $1.lossSum, $0.1 + $1.correct) }
+    }
+
+    /// Summed loss and correct count over examples `range` of `set`, in chunks that fit.
+    func evaluate(_ set: LabeledImages, range: Range<Int>) -> (lossSum: Double, correct: Int) {
+        let results = runAll { i, network, x, y in
+            let mine = self.part(i, of: range.count)
+            var total = (lossSum: 0.0, correct: 0)
+            var start = range.lowerBound + mine.lowerBound
+            let end = range.lowerBound + mine.upperBound
+            while start < end {
+                let count = min(network.maxBatch, end - start)
+                set.gather(Int32(start)..<Int32(start + count), into: x, labels: y)
+                let r = network.evaluate(x, labels: y, batch: count)
+                total = (total.lossSum + r.lossSum, total.correct + r.correct)
+                start += count
+            }
+            return total
+        }
+        return results.reduce((0, 0)) { ($0.0 + $1.lossSum, $0.1 + $1.correct) }
+    }
+
+    private func runAll(_ body: @escaping (Int, Network, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> (lossSum: Double, correct: Int))
+        -> [(lossSum: Double, correct: Int)] {
+        var results = [(lossSum: Double, correct: Int)](repeating: (0, 0), count: replicas.count)
+        func work(_ i: Int) -> (lossSum: Double, correct: Int) { body(i, replicas[i], inputs[i], labels[i]) }
+        if replicas.count == 1 { return [work(0)] }
+        results.withUnsafeMutableBufferPointer { out in
+            DispatchQueue.concurrentPerform(iterations: replicas.count) { out[$0] = work($0) }
+        }
+        return results
+    }
+}

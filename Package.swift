@@ -27,7 +27,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "NNTests", dependencies: ["NN", "Training"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DPTrainTests", dependencies: ["Training", "Datasets", "Collectives"]),
+        // Runs every MPI primitive on its ranks and prints what it got, for the tests.
+        .executableTarget(name: "collectives-check", dependencies: ["Collectives"], path: "Tests/CollectivesCheck"),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Training", "Datasets"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DPTrainTests", dependencies: ["Training", "Datasets", "Collectives", "TestSupport"]),
     ]
 )

@@ -13,7 +13,7 @@ public enum Kernels {
     }
 
     /// Unfolds every receptive field into a row: cols[(b,oh,ow), (kh,kw,c)], zeros for padding.
-    static func im2col(_ input: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, batch: Int, _ g: ConvGeometry) {
+    public static func im2col(_ input: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, batch: Int, _ g: ConvGeometry) {
         let c = g.inChannels, k = g.kernel
         let rowLength = k * c
         var row = cols
@@ -60,7 +60,7 @@ public enum Kernels {
     }
 
     /// The adjoint of im2col: adds every row of `cols` back onto the input positions it came from.
-    static func col2im(_ cols: UnsafePointer<Float>, _ gradInput: UnsafeMutablePointer<Float>, batch: Int, _ g: ConvGeometry) {
+    public static func col2im(_ cols: UnsafePointer<Float>, _ gradInput: UnsafeMutablePointer<Float>, batch: Int, _ g: ConvGeometry) {
         let c = g.inChannels, k = g.kernel
         gradInput.update(repeating: 0, count: batch * g.inHeight * g.inWidth * c)
         var row = cols

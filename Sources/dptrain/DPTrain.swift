@@ -10,7 +10,7 @@ struct DPTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dptrain",
         abstract: "Data-parallel CNN training on MNIST: run it alone or under mpirun/srun.",
-        subcommands: [Summary.self, Train.self, Evaluate.self])
+        subcommands: [Summary.self, Train.self, Evaluate.self, Predict.self])
 
     /// ArgumentParser prints usage after an error; users asked for one line naming the flag.
     static func main() {
@@ -197,10 +197,8 @@ func loadModel(_ path: String, options: ModelOptions, maxBatch: Int) throws -> N
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Score a saved model or checkpoint on the test set.")
     @OptionGroup var model: ModelOptions
-    @Option(help: "A model.safetensors or a checkpoint.") var modelFile: String
+    @Option(name: .customLong("model"), help: "A model.safetensors or a checkpoint.") var modelFile: String
     @Option(help: "Directory with the four MNIST files.") var dataDir = "data/mnist"
-
-    enum CodingKeys: String, CodingKey { case model, modelFile = "model-file", dataDir }
 
     func run() throws {
         do {
@@ -230,4 +228,72 @@ func score(_ network: Network, _ set: LabeledImages) -> (Double, Double) {
         correct += result.correct
     }
     return (lossSum / Double(set.count), Double(correct) / Double(set.count))
+}
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the predicted class of each image; with labels, the accuracy and a confusion matrix.")
+    @OptionGroup var model: ModelOptions
+    @Option(name: .customLong("model"), help: "A model.safetensors or a checkpoint.") var modelFile: String
+    @Option(help: "An IDX file of images (raw or .gz).") var images: String
+    @Option(help: "An IDX file of their labels.") var labels: String?
+
+    func run() throws {
+        do {
+            let network = try loadModel(modelFile, options: model, maxBatch: 500)
+            let imageFile = try IDXFile(path: images)
+            let a = network.architecture
+            guard imageFile.dimensions.count == 3, imageFile.dimensions[1] == a.inputHeight, imageFile.dimensions[2] == a.inputWidth else {
+                throw TrainingError("\(images): images are \(imageFile.dimensions.dropFirst()), the model takes \(a.inputHeight)x\(a.inputWidth)")
+            }
+            let count = imageFile.dimensions[0]
+            var truth: [UInt8]?
+            if let labels {
+                let labelFile = try IDXFile(path: labels)
+                guard labelFile.dimensions == [count] else {
+                    throw TrainingError("\(labels): holds \(labelFile.dimensions.first ?? 0) labels for \(count) images")
+                }
+                if let bad = labelFile.bytes.firstIndex(where: { Int($0) >= a.classes }) {
+                    throw TrainingError("\(labels): label \(labelFile.bytes[bad]) at index \(bad) is outside 0-\(a.classes - 1)")
+                }
+                truth = labelFile.bytes
+            }
+            let set = LabeledImages(images: imageFile.bytes, labels: truth ?? [UInt8](repeating: 0, count: count),
+                                    count: count, rows: a.inputHeight, columns: a.inputWidth)
+            let predictions = classify(network, set)
+            print(predictions.map(String.init).joined(separator: "\n"))
+            guard let truth else { return }
+            var confusion = [[Int]](repeating: [Int](repeating: 0, count: a.classes), count: a.classes)
+            for (p, t) in zip(predictions, truth) { confusion[Int(t)][p] += 1 }
+            let correct = (0..<a.classes).reduce(0) { $0 + confusion[$1][$1] }
+            print("accuracy: \(String(format: "%.4f", Double(correct) / Double(count))) (\(correct)/\(count))")
+            print("confusion matrix (rows: true class, columns: predicted):")
+            print("     " + (0..<a.classes).map { String(format: "%6d", $0) }.joined())
+            for (t, row) in confusion.enumerated() { print(String(format: "%4d ", t) + row.map { String(format: "%6d", $0) }.joined()) }
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
+/// Argmax class of every image of `set`.
+func classify(_ network: Network, _ set: LabeledImages) -> [Int] {
+    var x = [Float](repeating: 0, count: network.maxBatch * network.inputCount)
+    var y = [Int32](repeating: 0, count: network.maxBatch)
+    var predictions: [Int] = []
+    let classes = network.architecture.classes
+    for start in stride(from: 0, to: set.count, by: network.maxBatch) {
+        let count = min(network.maxBatch, set.count - start)
+        x.withUnsafeMutableBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                set.gather(Int32(start)..<Int32(start + count), into: xp.baseAddress!, labels: yp.baseAddress!)
+                network.forward(xp.baseAddress!, batch: count)
+            }
+        }
+        for b in 0..<count {
+            let p = network.probabilities + b * classes
+            predictions.append((0..<classes).max { p[$0] < p[$1] }!)
+        }
+    }
+    return predictions
 }

@@ -7,11 +7,14 @@ import Glibc
 /// On a terminal the line is redrawn in place; otherwise only whole lines are printed.
 struct Progress {
     let steps: Int
-    let interactive = isatty(STDOUT_FILENO) != 0
+    let interactive: Bool
     private var lastDraw = 0.0
 
-    init(epoch: Int, epochs: Int, steps: Int) {
+    /// `mpirun` hands its ranks a pseudo-terminal even when its own output is a file, so a
+    /// multi-rank job always prints whole lines.
+    init(epoch: Int, epochs: Int, steps: Int, ranks: Int) {
         self.steps = steps
+        interactive = ranks == 1 && isatty(STDOUT_FILENO) != 0
         print("Epoch \(epoch + 1)/\(epochs)")
     }
 

@@ -150,7 +150,7 @@ public final class Trainer {
 
         while epoch < config.epochs && !reachedMaxSteps {
             let plan = EpochPlan(exampleCount: trainSet.count, globalBatchSize: config.batchSize, seed: config.seed, epoch: epoch)
-            var progress = comm.isRoot ? Progress(epoch: epoch, epochs: config.epochs, steps: plan.stepCount) : nil
+            var progress = comm.isRoot ? Progress(epoch: epoch, epochs: config.epochs, steps: plan.stepCount, ranks: comm.size) : nil
             let epochStart = Date().addingTimeInterval(-partial.seconds)
             while stepInEpoch < plan.stepCount && !reachedMaxSteps {
                 let batch = plan.batch(stepInEpoch)

@@ -13,9 +13,14 @@ public enum StopSignal {
     nonisolated(unsafe) private static var raised: sig_atomic_t = 0
 
     public static func install() {
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
         for signalNumber in [SIGTERM, SIGUSR1] {
             signal(signalNumber) { _ in StopSignal.raised = 1 }
+            sigaddset(&unblock, signalNumber)
         }
+        // A parent may have left them blocked (the mask is inherited), which would make us deaf.
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     }
 
     public static var isRaised: Bool { raised != 0 }

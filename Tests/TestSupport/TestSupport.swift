@@ -43,48 +43,76 @@ public struct ProcessResult: CustomStringConvertible {
     public var stderrLines: [Substring] { stderr.split(separator: "\n") }
 }
 
-/// A started process whose output goes to files (no pipe can fill up and block it).
+/// A started process whose output goes to files (no pipe can fill up and block it). Spawned
+/// with posix_spawn and a clean signal mask: test runner threads block most signals, and a
+/// child would inherit that and never see the SIGUSR1/SIGTERM the tests send.
 public final class RunningProcess {
-    public let process = Process()
+    public let pid: pid_t
     let outPath: String, errPath: String
     let start = Date()
+    private var exitStatus: Int32?
 
     public init(_ arguments: [String], environment: [String: String] = [:], directory: String = Repo.root.path) throws {
         let base = NSTemporaryDirectory() + "dptrain-proc-\(UUID().uuidString)"
         outPath = base + ".out"
         errPath = base + ".err"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: arguments[0].contains("/") ? arguments[0] : "/usr/bin/env")
-        process.arguments = arguments[0].contains("/") ? Array(arguments.dropFirst()) : arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        try process.run()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0)=\($1)" }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        // The children start where the tests run: the package root (a process-wide setting, but
+        // every test asks for the same one).
+        FileManager.default.changeCurrentDirectoryPath(directory)
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))"]) }
+        self.pid = pid
     }
 
     public var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
 
+    public var isRunning: Bool {
+        guard exitStatus == nil else { return false }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return true }
+        // Exit code, or 128 + signal like a shell.
+        exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return false
+    }
+
     /// Waits up to `timeout` seconds; past it the process is killed and the result says so.
     public func wait(timeout: Double) -> ProcessResult {
         var timedOut = false
-        while process.isRunning {
-            if Date().timeIntervalSince(start) > timeout {
+        while isRunning {
+            if !timedOut && Date().timeIntervalSince(start) > timeout {
                 timedOut = true
-                process.terminate()
+                kill(pid, SIGTERM)
                 Thread.sleep(forTimeInterval: 2)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                if isRunning { kill(pid, SIGKILL) }
             }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        process.waitUntilExit()
         let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
         defer {
             try? FileManager.default.removeItem(atPath: outPath)
             try? FileManager.default.removeItem(atPath: errPath)
         }
-        return ProcessResult(status: process.terminationStatus, stdout: stdout, stderr: err,
+        return ProcessResult(status: exitStatus ?? -1, stdout: stdout, stderr: err,
                              seconds: Date().timeIntervalSince(start), timedOut: timedOut)
     }
 
@@ -93,7 +121,7 @@ public final class RunningProcess {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if condition() { return true }
-            if !process.isRunning { return condition() }
+            if !isRunning { return condition() }
             Thread.sleep(forTimeInterval: 0.05)
         }
         return false

@@ -27,7 +27,7 @@ public struct IDXFile {
         try self.init(raw: raw, name: path)
     }
 
-    public init(raw: [UInt8], name: String) throws(DataError) {
+    public init(raw: consuming [UInt8], name: String) throws(DataError) {
         guard raw.count >= 4 else { throw DataError("\(name): too short for an IDX header (\(raw.count) bytes)") }
         guard raw[0] == 0, raw[1] == 0, raw[2] == 0x08, (1...4).contains(raw[3]) else {
             let magic = raw.prefix(4).map { String(format: "%02x", $0) }.joined()
@@ -46,7 +46,8 @@ public struct IDXFile {
             throw DataError("\(name): \(raw.count < expected ? "truncated" : "has trailing bytes"): \(raw.count) bytes where the header \(dimensions) needs \(expected)")
         }
         self.dimensions = dimensions
-        self.bytes = Array(raw[headerLength...])
         self.sha256 = SHA256.hex(raw)
+        raw.removeFirst(headerLength)  // in place: no second copy of 47 MB
+        self.bytes = raw
     }
 }

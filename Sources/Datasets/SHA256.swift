@@ -19,17 +19,28 @@ public struct SHA256 {
 
     public mutating func update<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         length &+= UInt64(bytes.count)
-        pending.append(contentsOf: bytes)
-        let whole = pending.count / 64 * 64
-        guard whole > 0 else { return }
-        pending.withUnsafeBufferPointer { buffer in
+        let handled: Void? = bytes.withContiguousStorageIfAvailable { buffer in
             var offset = 0
-            while offset < whole {
+            // Top up a partial block first, then hash whole blocks in place (no copy of large inputs).
+            if !pending.isEmpty {
+                let take = min(64 - pending.count, buffer.count)
+                pending.append(contentsOf: buffer[0..<take])
+                offset = take
+                if pending.count == 64 {
+                    pending.withUnsafeBufferPointer { compress($0.baseAddress!) }
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+            while buffer.count - offset >= 64 {
                 compress(buffer.baseAddress! + offset)
                 offset += 64
             }
+            pending.append(contentsOf: buffer[offset...])
         }
-        pending.removeFirst(whole)
+        if handled == nil {
+            length &-= UInt64(bytes.count)
+            update(Array(bytes))
+        }
     }
 
     public mutating func finalize() -> [UInt8] {

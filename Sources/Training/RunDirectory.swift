@@ -53,10 +53,13 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var steps: Int
     public var seconds: Double
     public var imagesPerSecond: Double
+    /// Time this epoch spent in the gradient allreduce (rank 0's view, waiting included).
+    public var allreduceSeconds: Double
 
     enum CodingKeys: String, CodingKey {
         case epoch, loss, accuracy, steps, seconds
         case valLoss = "val_loss", valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second"
+        case allreduceSeconds = "allreduce_seconds"
     }
 }
 
@@ -70,11 +73,14 @@ public struct RunSummary: Codable, Sendable {
     public var threads: Int
     public var seconds: Double
     public var imagesPerSecond: Double
+    /// Largest peak resident memory of any rank.
+    public var peakMemoryMB: Double
     public var dataFingerprint: String
     public var config: TrainingConfig
 
     enum CodingKeys: String, CodingKey {
         case epochs, steps, ranks, threads, seconds, config
+        case peakMemoryMB = "peak_memory_mb"
         case testLoss = "test_loss", testAccuracy = "test_accuracy", imagesPerSecond = "images_per_second"
         case dataFingerprint = "data_sha256"
     }

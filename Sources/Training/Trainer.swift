@@ -152,6 +152,7 @@ public final class Trainer {
             let plan = EpochPlan(exampleCount: trainSet.count, globalBatchSize: config.batchSize, seed: config.seed, epoch: epoch)
             var progress = comm.isRoot ? Progress(epoch: epoch, epochs: config.epochs, steps: plan.stepCount, ranks: comm.size) : nil
             let epochStart = Date().addingTimeInterval(-partial.seconds)
+            var allreduceSeconds = 0.0
             while stepInEpoch < plan.stepCount && !reachedMaxSteps {
                 let batch = plan.batch(stepInEpoch)
                 let mine = EpochPlan.slice(batch, rank: comm.rank, ranks: comm.size)
@@ -159,7 +160,9 @@ public final class Trainer {
                 buffer[extras] = Float(local.lossSum)
                 buffer[extras + 1] = Float(local.correct)
                 buffer[extras + 2] = StopSignal.isRaised ? 1 : 0
+                let reduceStart = DispatchTime.now().uptimeNanoseconds
                 try comm.allreduceSum(buffer)
+                allreduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - reduceStart) / 1e9
                 optimizer.step(network)
                 partial.lossSum += Double(buffer[extras])
                 partial.correct += Double(buffer[extras + 1])
@@ -187,7 +190,8 @@ public final class Trainer {
             trainImages += partial.seen
             var row = EpochMetrics(epoch: epoch, loss: partial.lossSum / Double(max(partial.seen, 1)),
                                    accuracy: partial.correct / Double(max(partial.seen, 1)), steps: stepInEpoch,
-                                   seconds: seconds, imagesPerSecond: Double(partial.seen) / max(seconds, 1e-9))
+                                   seconds: seconds, imagesPerSecond: Double(partial.seen) / max(seconds, 1e-9),
+                                   allreduceSeconds: allreduceSeconds)
             if let validationSet {
                 let (loss, accuracy) = try evaluate(validationSet)
                 (row.valLoss, row.valAccuracy) = (loss, accuracy)
@@ -207,9 +211,11 @@ public final class Trainer {
         }
 
         let (testLoss, testAccuracy) = try evaluate(data.test)
+        var peakMemory = [Self.peakMemoryMB()]
+        try comm.allreduce(&peakMemory, .max)
         let summary = RunSummary(testLoss: testLoss, testAccuracy: testAccuracy, epochs: epoch, steps: globalStep, ranks: comm.size,
                                  threads: threads, seconds: Date().timeIntervalSince(runStart),
-                                 imagesPerSecond: Double(trainImages) / max(trainSeconds, 1e-9),
+                                 imagesPerSecond: Double(trainImages) / max(trainSeconds, 1e-9), peakMemoryMB: peakMemory[0],
                                  dataFingerprint: data.fingerprint, config: config)
         if comm.isRoot {
             print("test loss: \(String(format: "%.4f", testLoss)) - test accuracy: \(String(format: "%.4f", testAccuracy))")
@@ -217,6 +223,13 @@ public final class Trainer {
             try AtomicFile.write(try ModelFile.encode(summary) + "\n", to: run.summaryJSON)
         }
         return .finished(summary)
+    }
+
+    /// This process's peak resident set (Linux reports ru_maxrss in KiB).
+    static func peakMemoryMB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
     }
 
     var reachedMaxSteps: Bool { config.maxSteps.map { globalStep >= $0 } ?? false }

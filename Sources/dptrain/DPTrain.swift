@@ -204,30 +204,12 @@ struct Evaluate: ParsableCommand {
         do {
             let network = try loadModel(modelFile, options: model, maxBatch: 500)
             let data = try MNIST(directory: dataDir)
-            let (loss, accuracy) = score(network, data.test)
+            let (loss, accuracy) = network.score(data.test)
             print("test loss: \(String(format: "%.4f", loss)) - test accuracy: \(String(format: "%.4f", accuracy))")
         } catch {
             fail("\(error)")
         }
     }
-}
-
-func score(_ network: Network, _ set: LabeledImages) -> (Double, Double) {
-    var x = [Float](repeating: 0, count: network.maxBatch * network.inputCount)
-    var y = [Int32](repeating: 0, count: network.maxBatch)
-    var lossSum = 0.0, correct = 0
-    for start in stride(from: 0, to: set.count, by: network.maxBatch) {
-        let count = min(network.maxBatch, set.count - start)
-        let result = x.withUnsafeMutableBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                set.gather(Int32(start)..<Int32(start + count), into: xp.baseAddress!, labels: yp.baseAddress!)
-                return network.evaluate(xp.baseAddress!, labels: yp.baseAddress!, batch: count)
-            }
-        }
-        lossSum += result.lossSum
-        correct += result.correct
-    }
-    return (lossSum / Double(set.count), Double(correct) / Double(set.count))
 }
 
 struct Predict: ParsableCommand {
@@ -260,7 +242,7 @@ struct Predict: ParsableCommand {
             }
             let set = LabeledImages(images: imageFile.bytes, labels: truth ?? [UInt8](repeating: 0, count: count),
                                     count: count, rows: a.inputHeight, columns: a.inputWidth)
-            let predictions = classify(network, set)
+            let predictions = network.classify(set)
             print(predictions.map(String.init).joined(separator: "\n"))
             guard let truth else { return }
             var confusion = [[Int]](repeating: [Int](repeating: 0, count: a.classes), count: a.classes)
@@ -274,26 +256,4 @@ struct Predict: ParsableCommand {
             fail("\(error)")
         }
     }
-}
-
-/// Argmax class of every image of `set`.
-func classify(_ network: Network, _ set: LabeledImages) -> [Int] {
-    var x = [Float](repeating: 0, count: network.maxBatch * network.inputCount)
-    var y = [Int32](repeating: 0, count: network.maxBatch)
-    var predictions: [Int] = []
-    let classes = network.architecture.classes
-    for start in stride(from: 0, to: set.count, by: network.maxBatch) {
-        let count = min(network.maxBatch, set.count - start)
-        x.withUnsafeMutableBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                set.gather(Int32(start)..<Int32(start + count), into: xp.baseAddress!, labels: yp.baseAddress!)
-                network.forward(xp.baseAddress!, batch: count)
-            }
-        }
-        for b in 0..<count {
-            let p = network.probabilities + b * classes
-            predictions.append((0..<classes).max { p[$0] < p[$1] }!)
-        }
-    }
-    return predictions
 }

@@ -6,30 +6,12 @@
 # Env: DPTRAIN (binary), HOSTS (default 2), STEPS (default 50),
 #      TEST_TIMEOUT (s, default 300), KEEP=1 keeps the work dir. Needs root.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-LIMIT=${TEST_TIMEOUT:-300}
+NAME=multihost LIMIT=${TEST_TIMEOUT:-300}
+. "$(dirname "$0")/harness.sh"
 HOSTS=${HOSTS:-2}
 STEPS=${STEPS:-50}
-BIN=${DPTRAIN:-$ROOT/.build/release/dptrain}
-WORK=$(mktemp -d /tmp/dptrain-test-multihost.XXXXXX)
 RSH=$ROOT/scripts/netns-rsh
-
-# on failure the last line printed is the reason; the work dir is kept for a look
-reason='' err='unexpected error'
-fail() { reason=$*; exit 1; }
-cleanup() {
-  local rc=$?
-  kill "$watchdog" 2>/dev/null || true
-  "$ROOT/scripts/netns-hosts" down >/dev/null 2>&1 || true  # also ends processes left in h1..hN
-  if [ $rc -eq 0 ]; then [ -n "${KEEP:-}" ] || rm -rf "$WORK"
-  else echo "FAIL tests/cluster/multihost.sh: ${reason:-$err} (work dir $WORK)" >&2; fi
-}
-( trap 'kill $s 2>/dev/null; exit 0' TERM; sleep "$LIMIT" & s=$!; wait $s; kill -TERM $$ ) 2>/dev/null & watchdog=$!
-trap cleanup EXIT
-trap 'err="line $LINENO: $BASH_COMMAND failed"' ERR
-trap 'fail "timed out after ${LIMIT}s (or interrupted)"' TERM INT
-
-[ -x "$BIN" ] || fail "no trainer binary at $BIN (build it, or set DPTRAIN)"
+teardown() { "$ROOT/scripts/netns-hosts" down; }  # also ends processes left in h1..hN
 start=$SECONDS
 "$ROOT/scripts/netns-hosts" up "$HOSTS" >"$WORK/netns.log" 2>&1 || fail "netns-hosts up failed: $(tail -1 "$WORK/netns.log")"
 for i in $(seq 1 "$HOSTS"); do echo "h$i slots=1"; done >"$WORK/hostfile"

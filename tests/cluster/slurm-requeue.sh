@@ -6,31 +6,13 @@
 # Env: DPTRAIN (binary), REQUEUE_SCRIPTS (default "train-mpirun.sbatch train.sbatch"),
 #      EPOCHS (default 2), TEST_TIMEOUT (s, default 900), KEEP=1 keeps the work dir.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-LIMIT=${TEST_TIMEOUT:-900}
+NAME=slurm-requeue LIMIT=${TEST_TIMEOUT:-900}
+. "$(dirname "$0")/harness.sh"
 EPOCHS=${EPOCHS:-2}
 SCRIPTS=${REQUEUE_SCRIPTS:-train-mpirun.sbatch train.sbatch}
-WORK=$(mktemp -d /tmp/dptrain-test-requeue.XXXXXX)
 export SLURM_SCRATCH_DIR=$WORK/cluster SLURMCTLD_PORT=6927 SLURMD_PORT=6928
 export SLURM_CONF=$SLURM_SCRATCH_DIR/slurm.conf
-BIN=${DPTRAIN:-$ROOT/.build/release/dptrain}
-
-# on failure the last line printed is the reason; the work dir is kept for a look
-reason='' err='unexpected error'
-fail() { reason=$*; exit 1; }
-cleanup() {
-  local rc=$?
-  kill "$watchdog" 2>/dev/null || true
-  "$ROOT/scripts/slurm-cluster" down >/dev/null 2>&1 || true
-  if [ $rc -eq 0 ]; then [ -n "${KEEP:-}" ] || rm -rf "$WORK"
-  else echo "FAIL tests/cluster/slurm-requeue.sh: ${reason:-$err} (work dir $WORK)" >&2; fi
-}
-( trap 'kill $s 2>/dev/null; exit 0' TERM; sleep "$LIMIT" & s=$!; wait $s; kill -TERM $$ ) 2>/dev/null & watchdog=$!
-trap cleanup EXIT
-trap 'err="line $LINENO: $BASH_COMMAND failed"' ERR
-trap 'fail "timed out after ${LIMIT}s (or interrupted)"' TERM INT
-
-[ -x "$BIN" ] || fail "no trainer binary at $BIN (build it, or set DPTRAIN)"
+teardown() { "$ROOT/scripts/slurm-cluster" down; }
 start=$SECONDS
 "$ROOT/scripts/slurm-cluster" up >"$WORK/up.log" 2>&1 || fail "cluster up failed: $(tail -1 "$WORK/up.log")"
 

@@ -4,30 +4,12 @@
 # Env: DPTRAIN (binary, default .build/release/dptrain), TEST_TIMEOUT (s, default 600),
 #      KEEP=1 keeps the work dir. Needs root.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-LIMIT=${TEST_TIMEOUT:-600}
-WORK=$(mktemp -d /tmp/dptrain-test-slurm.XXXXXX)
+NAME=slurm LIMIT=${TEST_TIMEOUT:-600}
+. "$(dirname "$0")/harness.sh"
 # a cluster of its own (own dir and ports), so a developer's cluster is left alone
 export SLURM_SCRATCH_DIR=$WORK/cluster SLURMCTLD_PORT=6917 SLURMD_PORT=6918
 export SLURM_CONF=$SLURM_SCRATCH_DIR/slurm.conf
-BIN=${DPTRAIN:-$ROOT/.build/release/dptrain}
-
-# on failure the last line printed is the reason; the work dir is kept for a look
-reason='' err='unexpected error'
-fail() { reason=$*; exit 1; }
-cleanup() {
-  local rc=$?
-  kill "$watchdog" 2>/dev/null || true
-  "$ROOT/scripts/slurm-cluster" down >/dev/null 2>&1 || true
-  if [ $rc -eq 0 ]; then [ -n "${KEEP:-}" ] || rm -rf "$WORK"
-  else echo "FAIL tests/cluster/slurm.sh: ${reason:-$err} (work dir $WORK)" >&2; fi
-}
-( trap 'kill $s 2>/dev/null; exit 0' TERM; sleep "$LIMIT" & s=$!; wait $s; kill -TERM $$ ) 2>/dev/null & watchdog=$!
-trap cleanup EXIT
-trap 'err="line $LINENO: $BASH_COMMAND failed"' ERR
-trap 'fail "timed out after ${LIMIT}s (or interrupted)"' TERM INT
-
-[ -x "$BIN" ] || fail "no trainer binary at $BIN (build it, or set DPTRAIN)"
+teardown() { "$ROOT/scripts/slurm-cluster" down; }
 start=$SECONDS
 "$ROOT/scripts/slurm-cluster" up >"$WORK/up.log" 2>&1 || fail "cluster up failed: $(tail -1 "$WORK/up.log")"
 echo "cluster up in $((SECONDS - start)) s"

@@ -21,16 +21,27 @@ public struct LabeledImages: Sendable {
     }
 
     /// Scales the images at `indices` to [0, 1] floats (NHWC, one channel) and copies their labels.
-    public func gather<Indices: Collection>(_ indices: Indices, into x: UnsafeMutablePointer<Float>,
-                                            labels y: UnsafeMutablePointer<Int32>) where Indices.Element == Int32 {
+    /// Concrete, not generic: an unspecialised generic iterator would allocate on every step.
+    public func gather(_ indices: ArraySlice<Int32>, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>) {
+        indices.withUnsafeBufferPointer { buffer in gather(count: buffer.count, into: x, labels: y) { Int(buffer[$0]) } }
+    }
+
+    /// The same for the consecutive examples `range`.
+    public func gather(_ range: Range<Int>, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>) {
+        gather(count: range.count, into: x, labels: y) { range.lowerBound + $0 }
+    }
+
+    private func gather(count: Int, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>, example: (Int) -> Int) {
         let pixels = pixelsPerImage
         images.withUnsafeBufferPointer { source in
-            var out = x
-            for (i, index) in indices.enumerated() {
-                let image = source.baseAddress! + Int(index) * pixels
-                for p in 0..<pixels { out[p] = Float(image[p]) * (1 / 255) }
-                out += pixels
-                y[i] = Int32(labels[Int(index)])
+            labels.withUnsafeBufferPointer { sourceLabels in
+                for i in 0..<count {
+                    let index = example(i)
+                    let image = source.baseAddress! + index * pixels
+                    let out = x + i * pixels
+                    for p in 0..<pixels { out[p] = Float(image[p]) * (1 / 255) }
+                    y[i] = Int32(sourceLabels[index])
+                }
             }
         }
     }

@@ -37,7 +37,7 @@ extension Network {
         }
         for start in stride(from: 0, to: set.count, by: maxBatch) {
             let count = min(maxBatch, set.count - start)
-            set.gather(Int32(start)..<Int32(start + count), into: x, labels: y)
+            set.gather(start..<(start + count), into: x, labels: y)
             body(x, y, count)
         }
     }

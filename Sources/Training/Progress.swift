@@ -29,11 +29,12 @@ struct Progress {
         return String(repeating: "=", count: max(done - 1, 0)) + ">" + String(repeating: ".", count: width - max(done, 1))
     }
 
-    mutating func update(step: Int, elapsed: Double, metrics: [(String, Double)]) {
+    /// `metrics` is only evaluated when the line is redrawn (at most 10 times a second).
+    mutating func update(step: Int, elapsed: Double, metrics: @autoclosure () -> [(String, Double)]) {
         guard interactive, elapsed - lastDraw >= 0.1 || step == steps else { return }
         lastDraw = elapsed
         let eta = step > 0 ? elapsed / Double(step) * Double(steps - step) : 0
-        let line = "\(step)/\(steps) [\(bar(step))] - ETA: \(Int(eta.rounded()))s" + Self.metrics(metrics)
+        let line = "\(step)/\(steps) [\(bar(step))] - ETA: \(Int(eta.rounded()))s" + Self.metrics(metrics())
         FileHandle.standardOutput.write(Data(("\r" + line + "\u{1B}[K").utf8))
     }
 

@@ -1,5 +1,4 @@
 import Datasets
-import Dispatch
 import NN
 
 /// The threads of one rank: each has a replica of the network (shared weights, its own
@@ -10,6 +9,8 @@ final class Workers {
     let replicas: [Network]
     private let inputs: [UnsafeMutablePointer<Float>]
     private let labels: [UnsafeMutablePointer<Int32>]
+    private let results: UnsafeMutablePointer<(lossSum: Double, correct: Int)>
+    private let team: ThreadTeam
     var primary: Network { replicas[0] }
 
     init(_ architecture: Architecture, threads: Int, maxRankBatch: Int) throws {
@@ -19,11 +20,15 @@ final class Workers {
         replicas = try [primary] + (1..<count).map { _ in try Network(architecture, maxBatch: perWorker, sharingWeightsWith: primary) }
         inputs = replicas.map { .allocate(capacity: $0.maxBatch * $0.inputCount) }
         labels = replicas.map { .allocate(capacity: $0.maxBatch) }
+        team = ThreadTeam(size: replicas.count)
+        results = .allocate(capacity: replicas.count)
+        results.initialize(repeating: (0, 0), count: replicas.count)
     }
 
     deinit {
         inputs.forEach { $0.deallocate() }
         labels.forEach { $0.deallocate() }
+        results.deallocate()
     }
 
     /// Rows of `total` for worker `i`, contiguous, sizes differing by at most one.
@@ -44,7 +49,7 @@ final class Workers {
             let g = replica.gradients
             for j in 0..<sum.count { sum[j] += g[j] }
         }
-        return results.reduce((0, 0)) { ($0.0 + $1.lossSum, $0.1 + $1.correct) }
+        return results
     }
 
     /// Summed loss and correct count over examples `range` of `set`, in chunks that fit.
@@ -56,24 +61,24 @@ final class Workers {
             let end = range.lowerBound + mine.upperBound
             while start < end {
                 let count = min(network.maxBatch, end - start)
-                set.gather(Int32(start)..<Int32(start + count), into: x, labels: y)
+                set.gather(start..<(start + count), into: x, labels: y)
                 let r = network.evaluate(x, labels: y, batch: count)
                 total = (total.lossSum + r.lossSum, total.correct + r.correct)
                 start += count
             }
             return total
         }
-        return results.reduce((0, 0)) { ($0.0 + $1.lossSum, $0.1 + $1.correct) }
+        return results
     }
 
-    private func runAll(_ body: @escaping (Int, Network, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> (lossSum: Double, correct: Int))
-        -> [(lossSum: Double, correct: Int)] {
-        var results = [(lossSum: Double, correct: Int)](repeating: (0, 0), count: replicas.count)
-        func work(_ i: Int) -> (lossSum: Double, correct: Int) { body(i, replicas[i], inputs[i], labels[i]) }
-        if replicas.count == 1 { return [work(0)] }
-        results.withUnsafeMutableBufferPointer { out in
-            DispatchQueue.concurrentPerform(iterations: replicas.count) { out[$0] = work($0) }
-        }
-        return results
+    /// Runs `body` for every worker, in parallel when there are several, and sums the results.
+    /// Nothing here allocates: the step loop calls it every step.
+    private func runAll(_ body: (Int, Network, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> (lossSum: Double, correct: Int))
+        -> (lossSum: Double, correct: Int) {
+        if replicas.count == 1 { return body(0, replicas[0], inputs[0], labels[0]) }
+        team.run { i in results[i] = body(i, replicas[i], inputs[i], labels[i]) }
+        var total = (lossSum: 0.0, correct: 0)
+        for i in 0..<replicas.count { total = (total.lossSum + results[i].lossSum, total.correct + results[i].correct) }
+        return total
     }
 }

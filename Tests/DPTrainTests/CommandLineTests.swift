@@ -69,7 +69,7 @@ struct CommandLineTests {
     /// floor, and the run directory holds what Keras and Python users read.
     @Test func shortTrainingRunLearnsAndWritesItsRunDirectory() throws {
         let runDir = Repo.scratch("train")
-        let result = try dptrain(["train", "--epochs", "2", "--validation-split", "0.5", "--run-dir", runDir, "--seed", "3"])
+        let result = try dptrain(["train", "--epochs", "2", "--validation-split", "0.5", "--run-dir", runDir, "--seed", "3", "--save-best"])
         #expect(result.status == 0, "\(result)")
         let progress = result.stdout.split(separator: "\n").filter { $0.hasPrefix("300/300 [====") }
         #expect(progress.count == 2 && progress.allSatisfy { $0.contains("val_accuracy: ") }, "\(result.stdout)")
@@ -94,6 +94,11 @@ struct CommandLineTests {
         #expect(model.tensors.map(\.name).sorted() == ["conv2d/bias", "conv2d/kernel", "conv2d_1/bias", "conv2d_1/kernel", "dense/bias", "dense/kernel"])
         #expect(model["conv2d/kernel"]?.shape == [5, 5, 1, 32] && model["conv2d_1/kernel"]?.shape == [5, 5, 32, 64])
         #expect(model["dense/kernel"]?.shape == [1024, 10] && model["dense/bias"]?.shape == [10])
+        // Epoch-end checkpoints, and the best by validation accuracy (here the last epoch's).
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: runDir + "/checkpoints").sorted()
+        #expect(checkpoints == ["best.safetensors", "ckpt-000000300.safetensors", "ckpt-000000600.safetensors"], "\(checkpoints)")
+        let best = try SafeTensors(path: runDir + "/checkpoints/best.safetensors")
+        #expect(best.metadata["global_step"] == "600" && best["conv2d/kernel"] == model["conv2d/kernel"])
         let evaluated = try dptrain(["evaluate", "--model", runDir + "/model.safetensors"])
         #expect(evaluated.stdout.contains(String(format: "test accuracy: %.4f", accuracy)), "\(evaluated)")
     }

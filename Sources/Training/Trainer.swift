@@ -65,22 +65,21 @@ public final class Trainer {
             do {
                 try run.create()
                 resumedFrom = try restore(log: log)
+                // Keep the metrics of the epochs the checkpoint has; a fresh start clears them.
+                history = run.epochRows(before: resumedFrom == nil ? 0 : epoch)
+                try run.writeMetrics(history)
             } catch {
                 failure = error
             }
         }
         try Self.agree(comm, failure, phase: "start-up")
         try broadcastState()
-        if comm.isRoot {
-            if let resumedFrom {
-                log("resumed from \(resumedFrom) at epoch \(epoch + 1), step \(stepInEpoch) (global step \(globalStep))")
-            }
-            history = run.epochRows(before: resumedFrom == nil ? 0 : epoch)
-            try run.writeMetrics(history)
+        if let resumedFrom {
+            log("resumed from \(resumedFrom) at epoch \(epoch + 1), step \(stepInEpoch) (global step \(globalStep))")
         }
     }
 
-    /// One BLAS thread per rank when ranks share a node, all of this process's cores otherwise.
+    /// The node's cores shared among its ranks, within the cores this process may use.
     static func defaultThreads(localRanks: Int) -> Int {
         let online = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         let allowed = ProcessInfo.processInfo.activeProcessorCount
@@ -97,12 +96,11 @@ public final class Trainer {
         return (all.slice(0..<trainCount), all.slice(trainCount..<all.count))
     }
 
-    /// Every rank learns whether any failed; the failing rank's error is rethrown there, the
-    /// others throw a short note naming it.
+    /// Every rank learns whether any failed, and all throw `AgreedFailure`: every rank can then
+    /// leave normally, since none is left waiting in a collective.
     static func agree(_ comm: Communicator, _ failure: Error?, phase: String) throws {
         guard let failingRank = try comm.firstFailingRank(localFailure: failure != nil) else { return }
-        if let failure { throw failure }
-        throw PeerFailure(rank: failingRank, phase: phase)
+        throw AgreedFailure(rank: failingRank, phase: phase, localError: failure)
     }
 
     func broadcastState() throws {
@@ -271,9 +269,13 @@ extension EpochMetrics {
     }
 }
 
-/// Another rank failed; its own message is on stderr.
-public struct PeerFailure: Error, CustomStringConvertible {
+/// A failure every rank knows of. `localError` is set on the rank that failed; the others
+/// describe it by the failing rank, whose own message is on stderr.
+public struct AgreedFailure: Error, CustomStringConvertible {
     public let rank: Int
     public let phase: String
-    public var description: String { "stopping: rank \(rank) failed during \(phase) (its message is above)" }
+    public let localError: Error?
+    public var description: String {
+        localError.map { "\($0)" } ?? "stopping: rank \(rank) failed during \(phase) (its message is above)"
+    }
 }

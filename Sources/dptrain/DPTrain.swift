@@ -163,22 +163,23 @@ struct Train: ParsableCommand {
             config.runDirectory = String(decoding: name, as: UTF8.self)
         }
         let log: (String) -> Void = { if comm.isRoot { print($0) } }
-        var started = false
         do {
             let trainer = try Trainer(config: config, communicator: comm, log: log)
-            started = true
             let outcome = try trainer.train()
             comm.finalize()
             if case .stoppedBySignal = outcome { Foundation.exit(StopSignal.exitStatus) }
-        } catch let failure as PeerFailure {
+        } catch let failure as AgreedFailure {
+            // Every rank knows: all leave together. The failing rank says why; rank 0 says who.
+            if failure.localError != nil || comm.isRoot {
+                FileHandle.standardError.write(Data("dptrain: \(prefix)error: \(failure)\n".utf8))
+            }
             comm.finalize()
-            if comm.isRoot { fail(failure.description, prefix: prefix) }
             Foundation.exit(1)
         } catch {
-            // Before training, the ranks agreed and leave together. After, a collective may be
-            // waiting for this rank: end the whole job now, cause first.
+            // Only this rank knows, and the others may be waiting for it in a collective: end the
+            // whole job now, cause first.
             FileHandle.standardError.write(Data("dptrain: \(prefix)error: \(error)\n".utf8))
-            if started && comm.size > 1 { comm.abort(code: 1) }
+            if comm.size > 1 { comm.abort(code: 1) }
             comm.finalize()
             Foundation.exit(1)
         }

@@ -44,6 +44,10 @@ public final class Trainer {
         var loaded: (MNIST, LabeledImages, LabeledImages?, Workers)?
         do {
             let data = try MNIST(directory: config.dataDirectory)
+            let a = config.architecture
+            guard data.train.rows == a.inputHeight, data.train.columns == a.inputWidth else {
+                throw TrainingError("\(config.dataDirectory): images are \(data.train.rows)x\(data.train.columns), the model takes \(a.inputHeight)x\(a.inputWidth)")
+            }
             let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)
             guard config.batchSize >= comm.size else {
                 throw TrainingError("--batch-size: \(config.batchSize) is smaller than the \(comm.size) ranks; every rank needs an example")

@@ -50,6 +50,23 @@ struct CommandLineTests {
         #expect(!FileManager.default.fileExists(atPath: runDir + "/summary.json"))
     }
 
+    /// Valid IDX files of another image size: refused before training, naming the directory.
+    @Test func dataOfAnotherImageSizeIsRefused() throws {
+        let dir = Repo.scratch("small-images")
+        func idx(_ dims: [Int], fill: UInt8) -> Data {
+            var bytes: [UInt8] = [0, 0, 8, UInt8(dims.count)]
+            for d in dims { bytes += [0, 0, UInt8(d >> 8), UInt8(d & 0xFF)] }
+            return Data(bytes + [UInt8](repeating: fill, count: dims.reduce(1, *)))
+        }
+        for (prefix, count) in [("train", 20), ("t10k", 10)] {
+            try idx([count, 8, 8], fill: 3).write(to: URL(fileURLWithPath: "\(dir)/\(prefix)-images-idx3-ubyte"))
+            try idx([count], fill: 1).write(to: URL(fileURLWithPath: "\(dir)/\(prefix)-labels-idx1-ubyte"))
+        }
+        let result = try dptrain(["train", "--data-dir", dir, "--run-dir", Repo.scratch("small-run")])
+        #expect(result.status != 0 && result.stderrLines.count == 1, "\(result)")
+        #expect(result.stderr.contains(dir) && result.stderr.contains("8x8"), "\(result)")
+    }
+
     @Test func modelOfAnotherArchitectureIsRefused() throws {
         let small = Repo.scratch("small-model")
         let made = try dptrain(["train", "--filters", "4,8", "--max-steps", "2", "--run-dir", small])

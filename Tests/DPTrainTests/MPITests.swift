@@ -119,4 +119,22 @@ struct MPITests {
         Thread.sleep(forTimeInterval: 0.5)
         #expect(processes(matching: dir).isEmpty, "ranks left behind")
     }
+
+    /// A failure on rank 0 alone after training has started (its checkpoint directory turns into
+    /// a file): MPI_Abort ends the job at once, with the rank and the cause printed first.
+    @Test func failureAfterStartAbortsTheJob() throws {
+        let dir = Repo.scratch("abort")
+        let job = try RunningProcess(command(["train", "--epochs", "2", "--checkpoint-every", "100", "--run-dir", dir], ranks: 2),
+                                     environment: Repo.mpiEnvironment)
+        #expect(job.waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: dir + "/metrics.csv") })
+        try FileManager.default.removeItem(atPath: dir + "/checkpoints")
+        FileManager.default.createFile(atPath: dir + "/checkpoints", contents: Data("not a directory".utf8))
+        let result = job.wait(timeout: 60)
+        #expect(result.status != 0, "\(result)")
+        #expect(result.seconds < 30, "the job took \(result.seconds)s to end")
+        let first = result.stderr.split(separator: "\n").first { $0.hasPrefix("dptrain:") }
+        #expect(first?.hasPrefix("dptrain: rank 0: error: \(dir)/checkpoints/") == true, "\(result)")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(processes(matching: dir).isEmpty, "ranks left behind")
+    }
 }

@@ -18,9 +18,4 @@ public struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-
-    /// Uniform in [0, 1) with 24 random bits, exact in Float.
-    public mutating func nextUnitFloat() -> Float {
-        Float(next() >> 40) * (1.0 / 16_777_216.0)
-    }
 }

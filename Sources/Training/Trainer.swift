@@ -199,13 +199,20 @@ public final class Trainer {
                 (row.valLoss, row.valAccuracy) = (loss, accuracy)
             }
             progress?.finish(step: stepInEpoch, elapsed: seconds, metrics: row.progressMetrics)
-            epoch += 1
-            stepInEpoch = 0
-            partial = PartialEpoch()
+            // --max-steps can end an epoch early: its row is logged, and the checkpoint keeps the
+            // true position so that a resume with more steps continues the same run.
+            let finishedEpoch = stepInEpoch == plan.stepCount
+            if finishedEpoch {
+                epoch += 1
+                stepInEpoch = 0
+                partial = PartialEpoch()
+            } else {
+                partial.seconds = seconds
+            }
             if comm.isRoot {
                 history.append(row)
                 try run.writeMetrics(history)
-                let isBest = (row.valAccuracy ?? -1) > bestValidationAccuracy
+                let isBest = finishedEpoch && (row.valAccuracy ?? -1) > bestValidationAccuracy
                 if isBest { bestValidationAccuracy = row.valAccuracy! }
                 _ = try writeCheckpoint()
                 if config.saveBest && isBest { _ = try writeCheckpoint(best: true) }

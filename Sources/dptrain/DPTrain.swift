@@ -101,7 +101,7 @@ struct Train: ParsableCommand {
     @Option(help: "Seed for the initial weights and the shuffles.") var seed: UInt64 = 1
     @Option(help: "Fraction of the training set held out (the last part, as in Keras).") var validationSplit = 0.0
     @Option(help: "Output directory (default runs/<timestamp>).") var runDir: String?
-    @Option(help: "Stop after this many global steps.") var maxSteps: Int?
+    @Option(help: "Stop after this many global steps (with a checkpoint there).") var maxSteps: Int?
     @Option(help: "Worker threads per rank, each with single-threaded BLAS (default: the cores of this node shared among its ranks).") var threads: Int?
     @Option(help: "Start from the weights of a saved model.") var initModel: String?
     @Option(help: "Also checkpoint every N global steps (a checkpoint is always written at each epoch end).") var checkpointEvery = 0

@@ -136,4 +136,16 @@ struct CheckpointTests {
         #expect(disagreements <= 5, "\(disagreements) of 10,000 predictions differ")
         #expect(predicted.stdout.contains("accuracy: 0.") && predicted.stdout.contains("confusion matrix"), "\(predicted.stdout.suffix(800))")
     }
+
+    /// A run cut short by --max-steps checkpoints where it stopped: resuming it with more steps
+    /// gives the run that had those steps from the start.
+    @Test func maxStepsRunsResumeWhereTheyStopped() throws {
+        let common = ["train", "--validation-split", "0.8", "--seed", "2"]
+        let straight = Repo.scratch("steps-straight"), cut = Repo.scratch("steps-cut")
+        #expect(try dptrain(common + ["--max-steps", "150", "--run-dir", straight]).status == 0)
+        #expect(try dptrain(common + ["--max-steps", "70", "--run-dir", cut]).status == 0)
+        let resumed = try dptrain(common + ["--max-steps", "150", "--run-dir", cut, "--resume", "auto"])
+        #expect(resumed.stdout.contains("resumed from ckpt-000000070.safetensors at epoch 1, step 70"), "\(resumed)")
+        #expect(try Self.tensorBytes(cut) == Self.tensorBytes(straight))
+    }
 }

@@ -138,12 +138,18 @@ struct CheckpointTests {
     }
 
     /// A run cut short by --max-steps checkpoints where it stopped: resuming it with more steps
-    /// gives the run that had those steps from the start.
-    @Test func maxStepsRunsResumeWhereTheyStopped() throws {
-        let common = ["train", "--validation-split", "0.8", "--seed", "2"]
+    /// gives the run that had those steps from the start, also with momentum, whose velocity is
+    /// the optimizer state the checkpoint must carry.
+    @Test(arguments: [[], ["--momentum", "0.9"]])
+    func maxStepsRunsResumeWhereTheyStopped(extra: [String]) throws {
+        let common = ["train", "--validation-split", "0.8", "--seed", "2"] + extra
         let straight = Repo.scratch("steps-straight"), cut = Repo.scratch("steps-cut")
         #expect(try dptrain(common + ["--max-steps", "150", "--run-dir", straight]).status == 0)
         #expect(try dptrain(common + ["--max-steps", "70", "--run-dir", cut]).status == 0)
+        if !extra.isEmpty {
+            let checkpoint = try SafeTensors(path: cut + "/checkpoints/ckpt-000000070.safetensors")
+            #expect(checkpoint["optimizer/conv2d/kernel/velocity"]?.shape == [5, 5, 1, 32])
+        }
         let resumed = try dptrain(common + ["--max-steps", "150", "--run-dir", cut, "--resume", "auto"])
         #expect(resumed.stdout.contains("resumed from ckpt-000000070.safetensors at epoch 1, step 70"), "\(resumed)")
         #expect(try Self.tensorBytes(cut) == Self.tensorBytes(straight))

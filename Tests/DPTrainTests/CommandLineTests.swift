@@ -26,9 +26,10 @@ struct CommandLineTests {
     /// Each bad input: exactly one line on stderr naming the flag or file, a non-zero exit, and
     /// an existing run directory left as it was.
     @Test(arguments: [
-        (["--batch-size", "0"], "--batch-size"),
-        (["--lr", "-0.1"], "--lr"),
-        (["--validation-split", "1"], "--validation-split"),
+        (["--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["--lr=-0.1"], "--lr: must be a positive number"),
+        (["--lr", "0"], "--lr: must be a positive number"),
+        (["--validation-split", "1"], "--validation-split: must be in [0, 1)"),
         (["--epochs", "0"], "--epochs"),
         (["--threads", "0"], "--threads"),
         (["--padding", "full"], "--padding"),

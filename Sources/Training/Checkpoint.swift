@@ -15,12 +15,12 @@ struct Checkpoint {
     let bestValidationAccuracy: Double
 
     init(network: Network, velocity: [Float], config: TrainingConfig, dataFingerprint: String, epoch: Int, stepInEpoch: Int,
-         globalStep: Int, ranks: Int, partialEpoch: PartialEpoch, bestValidationAccuracy: Double) {
+         globalStep: Int, ranks: Int, partialEpoch: PartialEpoch, bestValidationAccuracy: Double) throws {
         (self.epoch, self.stepInEpoch, self.globalStep, self.ranks) = (epoch, stepInEpoch, globalStep, ranks)
         self.partialEpoch = partialEpoch
         self.bestValidationAccuracy = bestValidationAccuracy
         path = ""
-        var file = try! ModelFile.tensors(of: network)
+        var file = try ModelFile.tensors(of: network)
         if !velocity.isEmpty {
             for t in network.tensors {
                 file.append("optimizer/\(t.name)/velocity", SafeTensors.Tensor(floats: Array(velocity[t.offset..<(t.offset + t.count)]), shape: t.shape))
@@ -30,7 +30,7 @@ struct Checkpoint {
         file.metadata = file.metadata.merging([
             ModelFile.formatKey: Self.format,
             "epoch": "\(epoch)", "step": "\(stepInEpoch)", "global_step": "\(globalStep)", "seed": "\(config.seed)",
-            "ranks": "\(ranks)", "config": (try? ModelFile.encode(config)) ?? "", "data_sha256": dataFingerprint,
+            "ranks": "\(ranks)", "config": try ModelFile.encode(config), "data_sha256": dataFingerprint,
             "tensors_sha256": SHA256.hex(file.dataSection),
             "epoch_loss_sum": exact(partialEpoch.lossSum), "epoch_correct": exact(partialEpoch.correct),
             "epoch_seen": "\(partialEpoch.seen)", "epoch_seconds": exact(partialEpoch.seconds),

@@ -253,7 +253,7 @@ public final class Trainer {
     }
 
     func writeCheckpoint(best: Bool = false) throws -> String {
-        let checkpoint = Checkpoint(network: network, velocity: optimizer.velocity, config: config, dataFingerprint: data.fingerprint,
+        let checkpoint = try Checkpoint(network: network, velocity: optimizer.velocity, config: config, dataFingerprint: data.fingerprint,
                                     epoch: epoch, stepInEpoch: stepInEpoch, globalStep: globalStep, ranks: comm.size,
                                     partialEpoch: partial, bestValidationAccuracy: bestValidationAccuracy)
         return try checkpoint.write(in: run, best: best, keep: config.keep)

@@ -38,7 +38,7 @@ final class Workers {
 
     /// Gradient of Σ loss · `scale` over `examples`, left in the primary's `gradients`.
     func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float) -> (lossSum: Double, correct: Int) {
-        let results = runAll { i, network, x, y in
+        let result = runAll { i, network, x, y in
             let range = self.part(i, of: examples.count)
             let mine = examples[(examples.startIndex + range.lowerBound)..<(examples.startIndex + range.upperBound)]
             set.gather(mine, into: x, labels: y)
@@ -49,26 +49,15 @@ final class Workers {
             let g = replica.gradients
             for j in 0..<sum.count { sum[j] += g[j] }
         }
-        return results
+        return result
     }
 
-    /// Summed loss and correct count over examples `range` of `set`, in chunks that fit.
+    /// Summed loss and correct count over examples `range` of `set`, split over the workers.
     func evaluate(_ set: LabeledImages, range: Range<Int>) -> (lossSum: Double, correct: Int) {
-        let results = runAll { i, network, x, y in
+        runAll { i, network, x, y in
             let mine = self.part(i, of: range.count)
-            var total = (lossSum: 0.0, correct: 0)
-            var start = range.lowerBound + mine.lowerBound
-            let end = range.lowerBound + mine.upperBound
-            while start < end {
-                let count = min(network.maxBatch, end - start)
-                set.gather(start..<(start + count), into: x, labels: y)
-                let r = network.evaluate(x, labels: y, batch: count)
-                total = (total.lossSum + r.lossSum, total.correct + r.correct)
-                start += count
-            }
-            return total
+            return network.evaluate(set, range: (range.lowerBound + mine.lowerBound)..<(range.lowerBound + mine.upperBound), x: x, y: y)
         }
-        return results
     }
 
     /// Runs `body` for every worker, in parallel when there are several, and sums the results.

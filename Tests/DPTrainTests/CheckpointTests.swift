@@ -51,7 +51,7 @@ struct CheckpointTests {
         let job = try RunningProcess(command(arguments + ["--run-dir", dir], ranks: 2), environment: Repo.mpiEnvironment)
         #expect(job.waitUntil(timeout: 120) { newestStep(dir) >= step }, "no checkpoint at step \(step)")
         Thread.sleep(forTimeInterval: 0.2)  // a few steps past the checkpoint
-        let ranks = processes(matching: dir).filter { !((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("mpirun") }
+        let ranks = rankProcesses(matching: dir)
         ranks.forEach { kill($0, SIGKILL) }
         let killed = job.wait(timeout: 30)
         #expect(killed.status != 0, "\(killed)")

@@ -107,7 +107,7 @@ struct MPITests {
         let job = try RunningProcess(command(["train", "--epochs", "3", "--run-dir", dir], ranks: 2), environment: Repo.mpiEnvironment)
         var ranks: [Int32] = []
         #expect(job.waitUntil(timeout: 30) {
-            ranks = processes(matching: dir).filter { !((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("mpirun") }
+            ranks = rankProcesses(matching: dir)
             return ranks.count == 2 && FileManager.default.fileExists(atPath: dir + "/metrics.csv")
         })
         Thread.sleep(forTimeInterval: 1)  // well inside the first epoch

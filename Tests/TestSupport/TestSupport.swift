@@ -153,3 +153,10 @@ public func processes(matching needle: String) -> [Int32] {
         return text.contains(needle)
     }
 }
+
+/// The ranks of a job (not its mpirun) whose command line contains `needle`.
+public func rankProcesses(matching needle: String) -> [Int32] {
+    processes(matching: needle).filter {
+        !((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("mpirun")
+    }
+}

@@ -14,16 +14,16 @@ struct Checkpoint {
     let partialEpoch: PartialEpoch
     let bestValidationAccuracy: Double
 
-    init(network: Network, velocity: [Float], config: TrainingConfig, dataFingerprint: String, epoch: Int, stepInEpoch: Int,
+    init(network: Network, optimizer: any Optimizer, config: TrainingConfig, dataFingerprint: String, epoch: Int, stepInEpoch: Int,
          globalStep: Int, ranks: Int, partialEpoch: PartialEpoch, bestValidationAccuracy: Double) throws {
         (self.epoch, self.stepInEpoch, self.globalStep, self.ranks) = (epoch, stepInEpoch, globalStep, ranks)
         self.partialEpoch = partialEpoch
         self.bestValidationAccuracy = bestValidationAccuracy
         path = ""
         var file = try ModelFile.tensors(of: network)
-        if !velocity.isEmpty {
+        for state in optimizer.state {
             for t in network.tensors {
-                file.append("optimizer/\(t.name)/velocity", SafeTensors.Tensor(floats: Array(velocity[t.offset..<(t.offset + t.count)]), shape: t.shape))
+                file.append(Self.stateName(t, state.name), SafeTensors.Tensor(floats: Array(state.values[t.offset..<(t.offset + t.count)]), shape: t.shape))
             }
         }
         let exact = { (value: Double) in String(format: "%.17g", value) }
@@ -86,11 +86,20 @@ struct Checkpoint {
         }
     }
 
-    func velocity(count: Int) throws -> [Float] {
-        var velocity: [Float] = []
-        for (name, tensor) in file.tensors where name.hasPrefix("optimizer/") { velocity += tensor.floats ?? [] }
-        guard velocity.count == count else { throw TrainingError("\(path): optimizer state is missing or incomplete") }
-        return velocity
+    /// `optimizer/<tensor>/<state>`, e.g. `optimizer/conv2d/kernel/velocity`.
+    static func stateName(_ tensor: ParameterTensor, _ state: String) -> String { "optimizer/\(tensor.name)/\(state)" }
+
+    /// Fills every state buffer of `optimizer` from the tensors of the same names.
+    func restoreState(of optimizer: any Optimizer, network: Network) throws {
+        for state in optimizer.state {
+            for t in network.tensors {
+                let name = Self.stateName(t, state.name)
+                guard let values = file[name]?.floats, values.count == t.count else {
+                    throw TrainingError("\(path): optimizer state '\(name)' is missing or has the wrong size")
+                }
+                for i in 0..<t.count { state.values[t.offset + i] = values[i] }
+            }
+        }
     }
 
     /// Rank 0 only. Atomic; then prunes all but the newest `keep` numbered checkpoints.

@@ -21,7 +21,7 @@ public final class Trainer {
     let validationSet: LabeledImages?
     let workers: Workers
     var network: Network { workers.primary }
-    let optimizer: SGD
+    let optimizer: any Optimizer
     let run: RunDirectory
     let threads: Int
     /// Position of the next step.
@@ -59,7 +59,7 @@ public final class Trainer {
         }
         try Self.agree(comm, failure, phase: "start-up")
         (data, trainSet, validationSet, workers) = loaded!
-        optimizer = SGD(learningRate: config.learningRate, momentum: config.momentum, parameterCount: workers.primary.parameterCount)
+        optimizer = SGD(momentum: config.momentum, parameterCount: workers.primary.parameterCount)
         run = RunDirectory(path: config.runDirectory)
 
         // Rank 0 alone reads model files and checkpoints, then broadcasts what it found.
@@ -109,7 +109,7 @@ public final class Trainer {
 
     func broadcastState() throws {
         try comm.broadcast(UnsafeMutableRawBufferPointer(network.parameters), root: 0)
-        if !optimizer.velocity.isEmpty { try comm.broadcast(&optimizer.velocity) }
+        for state in optimizer.state { try comm.broadcast(UnsafeMutableRawBufferPointer(state.values), root: 0) }
         var position = [Double(epoch), Double(stepInEpoch), Double(globalStep), partial.lossSum, partial.correct,
                         Double(partial.seen), partial.seconds, bestValidationAccuracy]
         if !comm.isRoot { position = position.map { _ in 0 } }
@@ -124,7 +124,7 @@ public final class Trainer {
         if let resume = config.resume, let checkpoint = try Checkpoint.find(resume, in: run, log: log) {
             try checkpoint.verify(matches: config, dataFingerprint: data.fingerprint, name: checkpoint.path)
             try ModelFile.load(checkpoint.file, into: network, name: checkpoint.path)
-            if !optimizer.velocity.isEmpty { optimizer.velocity = try checkpoint.velocity(count: network.parameterCount) }
+            try checkpoint.restoreState(of: optimizer, network: network)
             (epoch, stepInEpoch, globalStep) = (checkpoint.epoch, checkpoint.stepInEpoch, checkpoint.globalStep)
             partial = checkpoint.partialEpoch
             bestValidationAccuracy = checkpoint.bestValidationAccuracy
@@ -165,7 +165,7 @@ public final class Trainer {
                 let reduceStart = DispatchTime.now().uptimeNanoseconds
                 try comm.allreduceSum(buffer)
                 allreduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - reduceStart) / 1e9
-                optimizer.step(network)
+                optimizer.update(network.parameters, gradients: UnsafeBufferPointer(network.gradients), learningRate: config.learningRate)
                 partial.lossSum += Double(buffer[extras])
                 partial.correct += Double(buffer[extras + 1])
                 partial.seen += batch.count
@@ -253,7 +253,7 @@ public final class Trainer {
     }
 
     func writeCheckpoint(best: Bool = false) throws -> String {
-        let checkpoint = try Checkpoint(network: network, velocity: optimizer.velocity, config: config, dataFingerprint: data.fingerprint,
+        let checkpoint = try Checkpoint(network: network, optimizer: optimizer, config: config, dataFingerprint: data.fingerprint,
                                     epoch: epoch, stepInEpoch: stepInEpoch, globalStep: globalStep, ranks: comm.size,
                                     partialEpoch: partial, bestValidationAccuracy: bestValidationAccuracy)
         return try checkpoint.write(in: run, best: best, keep: config.keep)

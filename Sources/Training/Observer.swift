@@ -1,0 +1,82 @@
+/// Everything besides the step itself hangs off this interface: progress printing, the metrics
+/// files, the checkpoint policy, the summary, and later TensorBoard, a timeline or a stall
+/// watchdog. The trainer calls every observer on every rank in the order given; an observer
+/// that writes files checks `isRoot` itself. Every method has an empty default.
+public protocol TrainingObserver: AnyObject {
+    func runStarted(_ run: RunStart) throws
+    func epochStarted(epoch: Int, steps: Int) throws
+    func stepEnded(_ step: StepReport) throws
+    /// The epoch's row, validation included; `finished` is false when --max-steps cut it short.
+    func epochEnded(_ row: EpochMetrics, finished: Bool) throws
+    /// The test set's loss and accuracy, after the last epoch.
+    func evaluated(_ test: Totals.Means, step: Int) throws
+    /// A stop signal ended the run after `step`: the state is the one to resume from.
+    func runStopped(step: Int) throws
+    func runFinished(_ summary: RunSummary) throws
+}
+
+extension TrainingObserver {
+    public func runStarted(_ run: RunStart) throws {}
+    public func epochStarted(epoch: Int, steps: Int) throws {}
+    public func stepEnded(_ step: StepReport) throws {}
+    public func epochEnded(_ row: EpochMetrics, finished: Bool) throws {}
+    public func evaluated(_ test: Totals.Means, step: Int) throws {}
+    public func runStopped(step: Int) throws {}
+    public func runFinished(_ summary: RunSummary) throws {}
+}
+
+/// Loss and correct-prediction sums over some examples; means come from `means`.
+public struct Totals: Equatable, Sendable {
+    public var lossSum = 0.0
+    public var correct = 0.0
+    public var count = 0
+
+    public init(lossSum: Double = 0, correct: Double = 0, count: Int = 0) {
+        (self.lossSum, self.correct, self.count) = (lossSum, correct, count)
+    }
+
+    public static func + (a: Totals, b: Totals) -> Totals {
+        Totals(lossSum: a.lossSum + b.lossSum, correct: a.correct + b.correct, count: a.count + b.count)
+    }
+    public static func += (a: inout Totals, b: Totals) { a = a + b }
+
+    public struct Means: Equatable, Sendable {
+        public var loss: Double
+        public var accuracy: Double
+    }
+    public var means: Means {
+        let n = Double(max(count, 1))
+        return Means(loss: lossSum / n, accuracy: correct / n)
+    }
+}
+
+/// What a run starts from, once every rank agrees.
+public struct RunStart: Sendable {
+    public var ranks: Int
+    public var threads: Int
+    public var parameterCount: Int
+    public var runDirectory: String
+    /// The global step training starts at (0 for a fresh run, the checkpoint's on resume).
+    public var globalStep: Int
+    public var resumedFrom: String?
+}
+
+/// Seconds one rank spent in each phase of a step.
+public struct StepTimings: Sendable {
+    public var data = 0.0, compute = 0.0, reduce = 0.0, update = 0.0
+    public var total: Double { data + compute + reduce + update }
+}
+
+/// One finished step, as every rank sees it: the metrics are the global batch's.
+public struct StepReport: Sendable {
+    public var epoch: Int
+    /// Steps done in this epoch, this one included.
+    public var step: Int
+    public var stepsInEpoch: Int
+    public var globalStep: Int
+    public var batch: Totals
+    public var epochTotals: Totals
+    public var epochSeconds: Double
+    public var learningRate: Double
+    public var timings: StepTimings
+}

@@ -21,16 +21,18 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib"]),
         .target(name: "NN", dependencies: ["CBLAS"]),
         .target(name: "Collectives", dependencies: ["MPIShim"]),
-        .target(name: "Training", dependencies: ["Datasets", "NN", "Collectives"]),
+        // safetensors and model files: what NN's tests and Training both read and write.
+        .target(name: "ModelFiles", dependencies: ["NN"]),
+        .target(name: "Training", dependencies: ["Datasets", "NN", "ModelFiles", "Collectives"]),
         .executableTarget(name: "dptrain", dependencies: [
-            "Training",
+            "Training", "ModelFiles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Runs every MPI primitive on its ranks and prints what it got, for the tests.
         .executableTarget(name: "collectives-check", dependencies: ["Collectives"], path: "Tests/CollectivesCheck"),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Training", "Datasets"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DPTrainTests", dependencies: ["Training", "Datasets", "Collectives", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "ModelFiles", "Training", "Datasets"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DPTrainTests", dependencies: ["Training", "ModelFiles", "Datasets", "Collectives", "TestSupport"]),
     ]
 )

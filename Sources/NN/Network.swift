@@ -17,12 +17,9 @@ public final class Network {
     public let parameterCount: Int
     /// All weights.
     public let parameters: UnsafeMutableBufferPointer<Float>
-    /// dLoss/dweights of the last `computeGradients` call, same layout as `parameters`.
+    /// dLoss/dweights of the last `computeGradients` call, same layout as `parameters`; the
+    /// caller's buffer when it gave one (the trainer's reduction buffer), else the network's own.
     public let gradients: UnsafeMutableBufferPointer<Float>
-    /// `gradients` followed by `reductionExtras` free slots: the trainer puts its loss, accuracy
-    /// and stop-flag there so one allreduce carries everything a step needs to agree on.
-    public let reductionBuffer: UnsafeMutableBufferPointer<Float>
-    public static let reductionExtras = 4
     /// Softmax output of the last forward pass, [batch, classes].
     public let probabilities: UnsafeMutablePointer<Float>
 
@@ -31,9 +28,11 @@ public final class Network {
     private let gradOutputs: [UnsafeMutablePointer<Float>]
     private let classes: Int
 
+    /// `gradients`: where `computeGradients` writes, `parameterCount` floats; nil allocates.
     /// `sharingWeightsWith`: a replica for another thread of the same rank. It reads the
     /// primary's weights and has its own gradients and activations.
-    public init(_ architecture: Architecture, maxBatch: Int, sharingWeightsWith primary: Network? = nil) throws {
+    public init(_ architecture: Architecture, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>? = nil,
+                sharingWeightsWith primary: Network? = nil) throws {
         precondition(primary == nil || primary!.architecture == architecture, "a replica needs the primary's architecture")
         let infos = try architecture.layers()
         self.architecture = architecture
@@ -75,16 +74,21 @@ public final class Network {
             parameters = .allocate(capacity: offset)
             parameters.initialize(repeating: 0)
         }
-        reductionBuffer = .allocate(capacity: offset + Self.reductionExtras)
-        reductionBuffer.initialize(repeating: 0)
-        gradients = UnsafeMutableBufferPointer(rebasing: reductionBuffer[0..<offset])
+        ownsGradients = gradients == nil
+        if let gradients {
+            precondition(gradients.count == offset, "the gradient buffer holds \(gradients.count) floats, the network has \(offset) parameters")
+            self.gradients = gradients
+        } else {
+            self.gradients = .allocate(capacity: offset)
+            self.gradients.initialize(repeating: 0)
+        }
         probabilities = .allocate(capacity: self.maxBatch * classes)
 
         var layers: [any Layer] = []
         var tensorIndex = 0
         for (i, g) in geometries.enumerated() {
             let start = tensors[tensorIndex].offset
-            layers.append(Conv2DLayer(g, weights: parameters.baseAddress! + start, grads: gradients.baseAddress! + start, maxBatch: self.maxBatch))
+            layers.append(Conv2DLayer(g, weights: parameters.baseAddress! + start, grads: self.gradients.baseAddress! + start, maxBatch: self.maxBatch))
             layers.append(MaxPoolLayer(height: g.outHeight, width: g.outWidth, channels: g.filters,
                                        pool: architecture.convBlocks[i].poolSize, maxBatch: self.maxBatch))
             tensorIndex += 2
@@ -92,7 +96,7 @@ public final class Network {
         for (i, shape) in denseShapes.enumerated() {
             let start = tensors[tensorIndex].offset
             layers.append(DenseLayer(inputs: shape.inputs, units: shape.units, relu: i < denseShapes.count - 1,
-                                     weights: parameters.baseAddress! + start, grads: gradients.baseAddress! + start, maxBatch: self.maxBatch))
+                                     weights: parameters.baseAddress! + start, grads: self.gradients.baseAddress! + start, maxBatch: self.maxBatch))
             tensorIndex += 2
         }
         self.layers = layers
@@ -101,10 +105,11 @@ public final class Network {
     }
 
     private let ownsParameters: Bool
+    private let ownsGradients: Bool
 
     deinit {
         if ownsParameters { parameters.deallocate() }
-        reductionBuffer.deallocate()
+        if ownsGradients { gradients.deallocate() }
         probabilities.deallocate()
         gradOutputs.forEach { $0.deallocate() }
     }
@@ -142,10 +147,10 @@ public final class Network {
     /// the mean). Returns the summed (unscaled) loss and the count of correct predictions.
     @discardableResult
     public func computeGradients(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
-                                 gradientScale: Float) -> (lossSum: Double, correct: Int) {
+                                 gradientScale: Float) -> Totals {
         if batch == 0 {
             gradients.update(repeating: 0)
-            return (0, 0)
+            return Totals()
         }
         let result = softmaxOutput(input, labels: labels, gradient: gradOutputs[layers.count - 1], batch: batch,
                                    gradientScale: gradientScale)
@@ -156,20 +161,21 @@ public final class Network {
         return result
     }
 
-    /// Loss and accuracy over `batch` examples without touching the gradients.
-    public func evaluate(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int) -> (lossSum: Double, correct: Int) {
+    /// Summed loss and correct count over `batch` examples, without touching the gradients.
+    public func totals(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int) -> Totals {
         softmaxOutput(input, labels: labels, gradient: nil, batch: batch, gradientScale: 0)
     }
 
     private func softmaxOutput(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>?, gradient: UnsafeMutablePointer<Float>?,
-                               batch: Int, gradientScale: Float) -> (lossSum: Double, correct: Int) {
+                               batch: Int, gradientScale: Float) -> Totals {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the buffers' \(maxBatch)")
         var x = input
         for layer in layers {
             layer.forward(x, batch: batch)
             x = UnsafePointer(layer.output)
         }
-        return Kernels.softmaxCrossEntropy(logits: x, labels: labels, batch: batch, classes: classes,
-                                           probabilities: probabilities, gradient: gradient, gradientScale: gradientScale)
+        let (lossSum, correct) = Kernels.softmaxCrossEntropy(logits: x, labels: labels, batch: batch, classes: classes,
+                                                             probabilities: probabilities, gradient: gradient, gradientScale: gradientScale)
+        return Totals(lossSum: lossSum, correct: Double(correct), count: batch)
     }
 }

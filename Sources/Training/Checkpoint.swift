@@ -1,40 +1,39 @@
 import Datasets
 import Foundation
+import ModelFiles
 import NN
 
-/// A resumable snapshot: one safetensors file with the weights under their Keras names, the
-/// optimizer state as `optimizer/<name>/velocity`, and in `__metadata__` the position, the
-/// configuration, the data's SHA-256 and a SHA-256 of the tensor bytes (safetensors has no
-/// checksum of its own).
+/// A resumable snapshot: one safetensors file with the weights under their Keras names, each
+/// optimizer state buffer as `optimizer/<tensor>/<state>`, and in `__metadata__` the position,
+/// the configuration, the optimizer's kind and settings, the data's SHA-256 and a SHA-256 of the
+/// tensor bytes (safetensors has no checksum of its own).
 struct Checkpoint {
     static let format = "dptrain-checkpoint-1"
     let path: String
     let file: SafeTensors
-    let epoch, stepInEpoch, globalStep, ranks: Int
-    let partialEpoch: PartialEpoch
-    let bestValidationAccuracy: Double
+    let state: RunState
+    let ranks: Int
 
-    init(network: Network, optimizer: any Optimizer, config: TrainingConfig, dataFingerprint: String, epoch: Int, stepInEpoch: Int,
-         globalStep: Int, ranks: Int, partialEpoch: PartialEpoch, bestValidationAccuracy: Double) throws {
-        (self.epoch, self.stepInEpoch, self.globalStep, self.ranks) = (epoch, stepInEpoch, globalStep, ranks)
-        self.partialEpoch = partialEpoch
-        self.bestValidationAccuracy = bestValidationAccuracy
+    init(network: Network, optimizer: any Optimizer, config: TrainingConfig, dataFingerprint: String, state: RunState, ranks: Int) throws {
+        (self.state, self.ranks) = (state, ranks)
         path = ""
         var file = try ModelFile.tensors(of: network)
-        for state in optimizer.state {
+        for buffer in optimizer.state {
             for t in network.tensors {
-                file.append(Self.stateName(t, state.name), SafeTensors.Tensor(floats: Array(state.values[t.offset..<(t.offset + t.count)]), shape: t.shape))
+                file.append(Self.stateName(t, buffer.name), SafeTensors.Tensor(floats: Array(buffer.values[t.offset..<(t.offset + t.count)]), shape: t.shape))
             }
         }
         let exact = { (value: Double) in String(format: "%.17g", value) }
         file.metadata = file.metadata.merging([
-            ModelFile.formatKey: Self.format,
-            "epoch": "\(epoch)", "step": "\(stepInEpoch)", "global_step": "\(globalStep)", "seed": "\(config.seed)",
+            ModelFile.formatKey: Self.format, "run_id": state.runID,
+            "epoch": "\(state.epoch)", "step": "\(state.stepInEpoch)", "global_step": "\(state.globalStep)", "seed": "\(config.seed)",
             "ranks": "\(ranks)", "config": try ModelFile.encode(config), "data_sha256": dataFingerprint,
+            "optimizer": optimizer.kind, "optimizer_settings": try ModelFile.encode(optimizer.settings),
+            "optimizer_iterations": "\(optimizer.iterations)",
             "tensors_sha256": SHA256.hex(file.dataSection),
-            "epoch_loss_sum": exact(partialEpoch.lossSum), "epoch_correct": exact(partialEpoch.correct),
-            "epoch_seen": "\(partialEpoch.seen)", "epoch_seconds": exact(partialEpoch.seconds),
-            "best_val_accuracy": exact(bestValidationAccuracy),
+            "epoch_loss_sum": exact(state.epochTotals.lossSum), "epoch_correct": exact(state.epochTotals.correct),
+            "epoch_seen": "\(state.epochTotals.count)", "epoch_seconds": exact(state.epochSeconds),
+            "best_val_accuracy": exact(state.bestValidationAccuracy),
         ]) { $1 }
         self.file = file
     }
@@ -60,55 +59,87 @@ struct Checkpoint {
         }
         self.path = path
         self.file = file
-        (epoch, stepInEpoch, globalStep, ranks) = (try int("epoch"), try int("step"), try int("global_step"), try int("ranks"))
-        partialEpoch = PartialEpoch(lossSum: try double("epoch_loss_sum"), correct: try double("epoch_correct"),
-                                    seen: try int("epoch_seen"), seconds: try double("epoch_seconds"))
-        bestValidationAccuracy = try double("best_val_accuracy")
+        ranks = try int("ranks")
+        state = RunState(epoch: try int("epoch"), stepInEpoch: try int("step"), globalStep: try int("global_step"),
+                         epochTotals: Totals(lossSum: try double("epoch_loss_sum"), correct: try double("epoch_correct"), count: try int("epoch_seen")),
+                         epochSeconds: try double("epoch_seconds"), bestValidationAccuracy: try double("best_val_accuracy"),
+                         runID: meta["run_id"] ?? "")
     }
 
-    /// Refuses a checkpoint of another model or data, or one whose position means something
-    /// else under the current flags (batch size and seed fix the order of examples).
-    func verify(matches config: TrainingConfig, dataFingerprint: String, name: String) throws {
-        let architecture = try ModelFile.architecture(of: file, name: name)
+    var name: String { (path as NSString).lastPathComponent }
+
+    /// Refuses a checkpoint of another model, data or optimizer, or one whose position means
+    /// something else under the current flags (batch size and seed fix the order of examples).
+    /// Returns the settings that may change on resume and did.
+    func verify(matches config: TrainingConfig, optimizer: any Optimizer, dataFingerprint: String) throws -> [SettingChange] {
+        let architecture = try ModelFile.architecture(of: file, name: path)
         guard architecture == config.architecture else {
-            throw TrainingError("\(name): was saved for a different architecture than the one configured")
+            throw TrainingError("\(path): was saved for a different architecture than the one configured")
         }
         guard file.metadata["data_sha256"] == dataFingerprint else {
-            throw TrainingError("\(name): was trained on different data (data SHA-256 \(file.metadata["data_sha256"] ?? "none"), now \(dataFingerprint))")
+            throw TrainingError("\(path): was trained on different data (data SHA-256 \(file.metadata["data_sha256"] ?? "none"), now \(dataFingerprint))")
         }
         guard let json = file.metadata["config"], let saved = try? JSONDecoder().decode(TrainingConfig.self, from: Data(json.utf8)) else {
-            throw TrainingError("\(name): its configuration metadata cannot be read")
+            throw TrainingError("\(path): its configuration metadata cannot be read")
         }
-        for (flag, old, new) in [("--batch-size", "\(saved.batchSize)", "\(config.batchSize)"), ("--seed", "\(saved.seed)", "\(config.seed)"),
-                                 ("--validation-split", "\(saved.validationSplit)", "\(config.validationSplit)"),
-                                 ("--momentum", "\(saved.momentum)", "\(config.momentum)")] where old != new {
-            throw TrainingError("\(name): was written with \(flag) \(old); resuming it with \(new) would not continue the same run")
+        var changes: [SettingChange] = []
+        for (old, new) in zip(saved.settings, config.settings) where old.value != new.value {
+            if new.fixesOrder {
+                throw TrainingError("\(path): was written with \(new.flag) \(old.value); resuming it with \(new.value) would not continue the same run")
+            }
+            changes.append(SettingChange(setting: new.flag, old: old.value, new: new.value))
         }
+        let kind = file.metadata["optimizer"] ?? "sgd"
+        guard kind == optimizer.kind else {
+            throw TrainingError("\(path): was trained with the \(kind) optimizer, not \(optimizer.kind)")
+        }
+        let savedState = Set(file.tensors.map(\.name).filter { $0.hasPrefix("optimizer/") }.map { String($0.split(separator: "/").last!) })
+        guard savedState == Set(optimizer.state.map(\.name)) else {
+            throw TrainingError("\(path): holds the state of \(Self.describe(saved: file.metadata)); it cannot resume with \(Self.describe(optimizer))")
+        }
+        let savedSettings = file.metadata["optimizer_settings"].flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) } ?? [:]
+        for (key, value) in optimizer.settings.sorted(by: { $0.key < $1.key }) where savedSettings[key] != nil && savedSettings[key] != value {
+            changes.append(SettingChange(setting: "--\(key)", old: savedSettings[key]!, new: value))
+        }
+        return changes
+    }
+
+    static func describe(_ optimizer: any Optimizer) -> String {
+        ([optimizer.kind] + optimizer.settings.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }).joined(separator: ", ")
+    }
+
+    static func describe(saved meta: [String: String]) -> String {
+        let settings = meta["optimizer_settings"].flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) } ?? [:]
+        return ([meta["optimizer"] ?? "sgd"] + settings.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }).joined(separator: ", ")
     }
 
     /// `optimizer/<tensor>/<state>`, e.g. `optimizer/conv2d/kernel/velocity`.
     static func stateName(_ tensor: ParameterTensor, _ state: String) -> String { "optimizer/\(tensor.name)/\(state)" }
 
     /// Fills every state buffer of `optimizer` from the tensors of the same names.
-    func restoreState(of optimizer: any Optimizer, network: Network) throws {
-        for state in optimizer.state {
+    func restore(into network: Network, optimizer: any Optimizer) throws {
+        try ModelFile.load(file, into: network, name: path)
+        for buffer in optimizer.state {
             for t in network.tensors {
-                let name = Self.stateName(t, state.name)
+                let name = Self.stateName(t, buffer.name)
                 guard let values = file[name]?.floats, values.count == t.count else {
                     throw TrainingError("\(path): optimizer state '\(name)' is missing or has the wrong size")
                 }
-                for i in 0..<t.count { state.values[t.offset + i] = values[i] }
+                for i in 0..<t.count { buffer.values[t.offset + i] = values[i] }
             }
         }
+        optimizer.iterations = file.metadata["optimizer_iterations"].flatMap(Int.init) ?? state.globalStep
     }
 
-    /// Rank 0 only. Atomic; then prunes all but the newest `keep` numbered checkpoints.
+    /// Rank 0 only. Atomic; then prunes all but the newest `keep` numbered checkpoints of this
+    /// run (another run's checkpoints in the same directory are never touched).
     func write(in run: RunDirectory, best: Bool, keep: Int) throws -> String {
-        let name = best ? "best.safetensors" : String(format: "ckpt-%09d.safetensors", globalStep)
+        let name = best ? "best.safetensors" : String(format: "ckpt-%09d.safetensors", state.globalStep)
         let path = (run.checkpoints as NSString).appendingPathComponent(name)
         try AtomicFile.write(try file.serialized(), to: path)
         if !best {
-            for old in Self.numbered(in: run).dropFirst(max(keep, 1)) { try? FileManager.default.removeItem(atPath: old) }
+            let mine = Self.numbered(in: run).filter { (try? SafeTensors.metadata(atPath: $0))?["run_id"] == state.runID }
+            for old in mine.dropFirst(max(keep, 1)) { try? FileManager.default.removeItem(atPath: old) }
         }
         return path
     }

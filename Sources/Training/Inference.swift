@@ -1,23 +1,20 @@
 import Datasets
+import ModelFiles
 import NN
 
 extension Network {
     /// Summed loss and correct count over examples `range` of `set`, in chunks of the network's
     /// batch capacity, through the caller's input and label buffers (the workers reuse theirs).
-    public func evaluate(_ set: LabeledImages, range: Range<Int>, x: UnsafeMutablePointer<Float>,
-                         y: UnsafeMutablePointer<Int32>) -> (lossSum: Double, correct: Int) {
-        var total = (lossSum: 0.0, correct: 0)
-        forEachChunk(of: set, range: range, x: x, y: y) { count in
-            let result = evaluate(x, labels: y, batch: count)
-            total = (total.lossSum + result.lossSum, total.correct + result.correct)
-        }
+    public func totals(of set: LabeledImages, range: Range<Int>, x: UnsafeMutablePointer<Float>,
+                       y: UnsafeMutablePointer<Int32>) -> Totals {
+        var total = Totals()
+        forEachChunk(of: set, range: range, x: x, y: y) { count in total += totals(x, labels: y, batch: count) }
         return total
     }
 
     /// Mean loss and accuracy over `set`.
-    public func score(_ set: LabeledImages) -> (loss: Double, accuracy: Double) {
-        let total = withBuffers { x, y in evaluate(set, range: 0..<set.count, x: x, y: y) }
-        return (total.lossSum / Double(set.count), Double(total.correct) / Double(set.count))
+    public func score(_ set: LabeledImages) -> Totals.Means {
+        withBuffers { x, y in totals(of: set, range: 0..<set.count, x: x, y: y) }.means
     }
 
     /// The most probable class of every image of `set`.
@@ -54,4 +51,37 @@ extension Network {
         }
         return body(x, y)
     }
+}
+
+extension Architecture {
+    /// The same layers for `shape`'s input and class count; throws naming the data when the
+    /// layers do not fit its images.
+    public func fitted(to shape: DataShape) throws -> Architecture {
+        var fitted = self
+        (fitted.inputHeight, fitted.inputWidth, fitted.inputChannels) = (shape.height, shape.width, shape.channels)
+        fitted.classes = shape.classes ?? classes
+        do { _ = try fitted.layers() } catch {
+            throw TrainingError("\(shape.source): its \(shape.imageDescription) images do not fit the model: \(error)")
+        }
+        return fitted
+    }
+
+    /// "28x28x1 images in 10 classes".
+    public var inputDescription: String { "\(inputHeight)x\(inputWidth)x\(inputChannels) images in \(classes) classes" }
+}
+
+/// Loads a saved model for data of `shape`, with the architecture the file records (or
+/// `fallback`, the model flags, fitted to the data, for a file from elsewhere). A model made
+/// for another input shape or class count is refused naming both.
+public func loadModel(_ path: String, for shape: DataShape, fallback: Architecture, maxBatch: Int) throws -> Network {
+    let file = try SafeTensors(path: path)
+    let architecture = try ModelFile.architecture(of: file, name: path) ?? fallback.fitted(to: shape)
+    let a = architecture
+    guard (a.inputHeight, a.inputWidth, a.inputChannels) == (shape.height, shape.width, shape.channels),
+          shape.classes.map({ $0 == a.classes }) ?? true else {
+        throw TrainingError("\(path): takes \(a.inputDescription), but \(shape.source) holds \(shape.description)")
+    }
+    let network = try Network(architecture, maxBatch: maxBatch)
+    try ModelFile.load(file, into: network, name: path)
+    return network
 }

@@ -1,7 +1,9 @@
+import NN
+
 /// Everything besides the step itself hangs off this interface: progress printing, the metrics
-/// files, the checkpoint policy, the summary, and later TensorBoard, a timeline or a stall
-/// watchdog. The trainer calls every observer on every rank in the order given; an observer
-/// that writes files checks `isRoot` itself. Every method has an empty default.
+/// files, the checkpoint policy, the run's final files, and later TensorBoard, a timeline or a
+/// stall watchdog. The trainer calls its observers in order after each event; rank 0 has those
+/// that print and write. Every method has an empty default.
 public protocol TrainingObserver: AnyObject {
     func runStarted(_ run: RunStart) throws
     func epochStarted(epoch: Int, steps: Int) throws
@@ -25,38 +27,14 @@ extension TrainingObserver {
     public func runFinished(_ summary: RunSummary) throws {}
 }
 
-/// Loss and correct-prediction sums over some examples; means come from `means`.
-public struct Totals: Equatable, Sendable {
-    public var lossSum = 0.0
-    public var correct = 0.0
-    public var count = 0
-
-    public init(lossSum: Double = 0, correct: Double = 0, count: Int = 0) {
-        (self.lossSum, self.correct, self.count) = (lossSum, correct, count)
-    }
-
-    public static func + (a: Totals, b: Totals) -> Totals {
-        Totals(lossSum: a.lossSum + b.lossSum, correct: a.correct + b.correct, count: a.count + b.count)
-    }
-    public static func += (a: inout Totals, b: Totals) { a = a + b }
-
-    public struct Means: Equatable, Sendable {
-        public var loss: Double
-        public var accuracy: Double
-    }
-    public var means: Means {
-        let n = Double(max(count, 1))
-        return Means(loss: lossSum / n, accuracy: correct / n)
-    }
-}
-
 /// What a run starts from, once every rank agrees.
 public struct RunStart: Sendable {
     public var ranks: Int
     public var threads: Int
     public var parameterCount: Int
     public var runDirectory: String
-    /// The global step training starts at (0 for a fresh run, the checkpoint's on resume).
+    /// Where training starts: 0 for a fresh run, the checkpoint's position on resume.
+    public var epoch: Int
     public var globalStep: Int
     public var resumedFrom: String?
 }
@@ -79,4 +57,6 @@ public struct StepReport: Sendable {
     public var epochSeconds: Double
     public var learningRate: Double
     public var timings: StepTimings
+    /// A rank was signalled: the run stops after this step (`runStopped` follows).
+    public var stopRequested: Bool
 }

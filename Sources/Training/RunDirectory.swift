@@ -1,4 +1,5 @@
 import Foundation
+import ModelFiles
 
 /// The files rank 0 keeps for a run: Keras CSVLogger's metrics.csv, metrics.jsonl, summary.json,
 /// model.safetensors, and checkpoints/.
@@ -17,6 +18,24 @@ public struct RunDirectory {
     public func create() throws {
         do { try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true) } catch {
             throw TrainingError("\(path): cannot create the run directory (\(error.localizedDescription))")
+        }
+    }
+
+    var holdsCheckpoints: Bool {
+        ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []).contains { $0.hasSuffix(".safetensors") }
+    }
+
+    /// A fresh start must never pick up or keep another run's checkpoints: it refuses a run
+    /// directory that holds some, unless told to clear it (then it deletes the run's files).
+    func clearForFreshStart(overwrite: Bool) throws {
+        guard holdsCheckpoints else { return }
+        guard overwrite else {
+            throw TrainingError("\(path): holds the checkpoints of an earlier run; continue it with --resume auto, or start afresh with --overwrite (deletes them)")
+        }
+        for item in [checkpoints, metricsCSV, metricsJSONL, summaryJSON, model] where FileManager.default.fileExists(atPath: item) {
+            do { try FileManager.default.removeItem(atPath: item) } catch {
+                throw TrainingError("\(item): cannot be removed for --overwrite (\(error.localizedDescription))")
+            }
         }
     }
 
@@ -70,6 +89,7 @@ public struct RunSummary: Codable, Sendable {
     public var epochs: Int
     public var steps: Int
     public var ranks: Int
+    /// Worker threads that ran per rank (fewer than asked when a rank's batch slice is smaller).
     public var threads: Int
     public var seconds: Double
     public var imagesPerSecond: Double
@@ -77,11 +97,14 @@ public struct RunSummary: Codable, Sendable {
     public var peakMemoryMB: Double
     public var dataFingerprint: String
     public var config: TrainingConfig
+    public var optimizer: String
+    /// Settings a resume changed (empty for an uninterrupted run).
+    public var resumeChanges: [SettingChange]
 
     enum CodingKeys: String, CodingKey {
-        case epochs, steps, ranks, threads, seconds, config
+        case epochs, steps, ranks, threads, seconds, config, optimizer
         case peakMemoryMB = "peak_memory_mb"
         case testLoss = "test_loss", testAccuracy = "test_accuracy", imagesPerSecond = "images_per_second"
-        case dataFingerprint = "data_sha256"
+        case dataFingerprint = "data_sha256", resumeChanges = "resume_changes"
     }
 }

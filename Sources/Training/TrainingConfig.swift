@@ -1,9 +1,12 @@
 import NN
 
-/// Everything that defines a training run. Recorded in summary.json and in checkpoints.
+/// Everything that defines a training run: the one source of defaults (the command line reads
+/// them from here). Recorded in summary.json and in checkpoints.
 public struct TrainingConfig: Codable, Equatable, Sendable {
+    /// The layers; the input shape and class count are replaced by the data's at start-up.
     public var architecture = Architecture.mnistReference
-    public var dataDirectory = "data/mnist"
+    /// nil: the embedded MNIST, wherever the binary runs from (`Dataset.defaultDirectory`).
+    public var dataDirectory: String?
     public var epochs = 5
     public var batchSize = 100
     public var learningRate: Float = 0.01
@@ -21,6 +24,25 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var saveBest = false
     /// "auto", a file path, or nil for a fresh start.
     public var resume: String?
+    /// A fresh start in a run directory that holds checkpoints clears it instead of refusing.
+    public var overwrite = false
 
     public init() {}
+
+    /// The settings as the flags that set them. Those that fix which examples each step sees
+    /// cannot change on resume; the others may (that is how runs are extended or fine-tuned),
+    /// and a resume reports each change.
+    var settings: [(flag: String, value: String, fixesOrder: Bool)] {
+        [("--batch-size", "\(batchSize)", true), ("--seed", "\(seed)", true), ("--validation-split", "\(validationSplit)", true),
+         ("--lr", "\(learningRate)", false), ("--epochs", "\(epochs)", false), ("--max-steps", maxSteps.map { "\($0)" } ?? "none", false),
+         ("--checkpoint-every", "\(checkpointEvery)", false), ("--keep", "\(keep)", false), ("--save-best", "\(saveBest)", false)]
+    }
+}
+
+/// A setting a resumed run changed: printed by rank 0 and recorded in summary.json.
+public struct SettingChange: Codable, Equatable, Sendable, CustomStringConvertible {
+    public var setting: String
+    public var old: String
+    public var new: String
+    public var description: String { "\(setting) \(old) -> \(new)" }
 }

@@ -1,3 +1,4 @@
+import NN
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -43,5 +44,41 @@ struct Progress {
         let line = "\(step)/\(steps) [\(bar(step))] - \(Int(elapsed.rounded()))s \(Int(perStep.rounded()))ms/step" + Self.metrics(metrics)
         print((interactive ? "\r" : "") + line + (interactive ? "\u{1B}[K" : ""))
         fflush(stdout)
+    }
+}
+
+/// Rank 0's voice: a Keras progress line per epoch, then the test result.
+final class ProgressPrinter: TrainingObserver {
+    let epochs: Int, ranks: Int
+    private var progress: Progress?
+
+    init(epochs: Int, ranks: Int) { (self.epochs, self.ranks) = (epochs, ranks) }
+
+    func epochStarted(epoch: Int, steps: Int) {
+        progress = Progress(epoch: epoch, epochs: epochs, steps: steps, ranks: ranks)
+    }
+
+    func stepEnded(_ step: StepReport) {
+        progress?.update(step: step.step, elapsed: step.epochSeconds, metrics: step.epochTotals.means.progressMetrics)
+    }
+
+    func epochEnded(_ row: EpochMetrics, finished: Bool) {
+        progress?.finish(step: row.steps, elapsed: row.seconds, metrics: row.progressMetrics)
+    }
+
+    func evaluated(_ test: Totals.Means, step: Int) {
+        print("test loss: \(String(format: "%.4f", test.loss)) - test accuracy: \(String(format: "%.4f", test.accuracy))")
+    }
+}
+
+extension Totals.Means {
+    var progressMetrics: [(String, Double)] { [("loss", loss), ("accuracy", accuracy)] }
+}
+
+extension EpochMetrics {
+    var progressMetrics: [(String, Double)] {
+        var values = [("loss", loss), ("accuracy", accuracy)]
+        if let valLoss, let valAccuracy { values += [("val_loss", valLoss), ("val_accuracy", valAccuracy)] }
+        return values
     }
 }

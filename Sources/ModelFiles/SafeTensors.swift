@@ -65,7 +65,7 @@ public struct SafeTensors {
     /// Parses and checks a file: header length, JSON, dtypes, shapes against byte ranges, and
     /// that the ranges tile the data section exactly. Errors name `name` (the path).
     public init(bytes: [UInt8], name: String) throws {
-        func fail(_ why: String) -> TrainingError { TrainingError("\(name): not a valid safetensors file: \(why)") }
+        func fail(_ why: String) -> FileError { FileError("\(name): not a valid safetensors file: \(why)") }
         guard bytes.count >= 8 else { throw fail("\(bytes.count) bytes is shorter than the 8-byte header length") }
         let headerLength = bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard headerLength <= UInt64(bytes.count - 8) else { throw fail("header length \(headerLength) exceeds the file (\(bytes.count) bytes); truncated?") }
@@ -106,9 +106,21 @@ public struct SafeTensors {
         }
     }
 
+    /// The `__metadata__` of the file at `path`, reading only its header.
+    public static func metadata(atPath path: String) throws -> [String: String] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw FileError("\(path): cannot be read") }
+        defer { try? handle.close() }
+        let length = (try handle.read(upToCount: 8) ?? Data()).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard length < 100_000_000, let header = try handle.read(upToCount: Int(length)),
+              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
+            throw FileError("\(path): not a valid safetensors file: unreadable header")
+        }
+        return object["__metadata__"] as? [String: String] ?? [:]
+    }
+
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainingError("\(path): \(FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")")
+            throw FileError("\(path): \(FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")")
         }
         try self.init(bytes: [UInt8](data), name: path)
     }

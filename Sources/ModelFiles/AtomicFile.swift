@@ -10,7 +10,7 @@ public enum AtomicFile {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         let temporary = (directory as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw TrainingError("\(temporary): cannot create (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else { throw FileError("\(temporary): cannot create (\(String(cString: strerror(errno))))") }
         var ok = bytes.withUnsafeBytes { buffer -> Bool in
             var written = 0
             while written < buffer.count {
@@ -26,7 +26,7 @@ public enum AtomicFile {
         guard ok, rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(ok ? errno : writeError))
             unlink(temporary)
-            throw TrainingError("\(path): cannot write (\(reason))")
+            throw FileError("\(path): cannot write (\(reason))")
         }
         let directoryFD = open(directory, O_RDONLY)
         if directoryFD >= 0 {
@@ -38,10 +38,4 @@ public enum AtomicFile {
     public static func write(_ text: String, to path: String) throws {
         try write(Array(text.utf8), to: path)
     }
-}
-
-/// A training-side failure with the one line the user sees.
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

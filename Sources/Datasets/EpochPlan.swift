@@ -1,5 +1,3 @@
-
-
 /// Which examples every rank trains on, and in what order. Like PyTorch's DistributedSampler,
 /// each epoch has one permutation seeded by (seed, epoch), identical on every rank; unlike it,
 /// the global batch stays the user's: each global batch is cut into contiguous per-rank slices.

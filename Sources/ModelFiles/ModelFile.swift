@@ -23,7 +23,7 @@ public enum ModelFile {
     public static func architecture(of file: SafeTensors, name: String) throws -> Architecture? {
         guard let json = file.metadata[architectureKey] else { return nil }
         do { return try JSONDecoder().decode(Architecture.self, from: Data(json.utf8)) } catch {
-            throw TrainingError("\(name): its architecture metadata cannot be read")
+            throw FileError("\(name): its architecture metadata cannot be read")
         }
     }
 
@@ -32,12 +32,12 @@ public enum ModelFile {
     public static func load(_ file: SafeTensors, into network: Network, name: String) throws {
         for t in network.tensors {
             guard let tensor = file[t.name] else {
-                throw TrainingError("\(name): has no tensor '\(t.name)'; it was saved from a different architecture")
+                throw FileError("\(name): has no tensor '\(t.name)'; it was saved from a different architecture")
             }
             guard tensor.shape == t.shape else {
-                throw TrainingError("\(name): tensor '\(t.name)' has shape \(tensor.shape) but this architecture needs \(t.shape)")
+                throw FileError("\(name): tensor '\(t.name)' has shape \(tensor.shape) but this architecture needs \(t.shape)")
             }
-            guard let values = tensor.floats else { throw TrainingError("\(name): tensor '\(t.name)' is \(tensor.dtype), expected F32") }
+            guard let values = tensor.floats else { throw FileError("\(name): tensor '\(t.name)' is \(tensor.dtype), expected F32") }
             for i in 0..<t.count { network.parameters[t.offset + i] = values[i] }
         }
     }

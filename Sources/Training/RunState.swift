@@ -1,0 +1,26 @@
+import Collectives
+import NN
+
+/// Where a run stands: what a checkpoint saves and rank 0 broadcasts on resume, so training
+/// continues at the exact next step with the epoch's running totals.
+struct RunState {
+    var epoch = 0, stepInEpoch = 0, globalStep = 0
+    /// Totals of the epoch in progress and the seconds it has run so far.
+    var epochTotals = Totals()
+    var epochSeconds = 0.0
+    var bestValidationAccuracy = -1.0
+    /// Names the run across resumes, so a run prunes only its own checkpoints (rank 0's).
+    var runID = ""
+
+    /// Every rank takes rank 0's state (exact: each value is an integer or a double).
+    mutating func broadcast(_ comm: Communicator) throws {
+        var values = [Double(epoch), Double(stepInEpoch), Double(globalStep), epochTotals.lossSum, epochTotals.correct,
+                      Double(epochTotals.count), epochSeconds, bestValidationAccuracy]
+        if !comm.isRoot { values = values.map { _ in 0 } }
+        try comm.allreduce(&values, .sum)
+        (epoch, stepInEpoch, globalStep) = (Int(values[0]), Int(values[1]), Int(values[2]))
+        epochTotals = Totals(lossSum: values[3], correct: values[4], count: Int(values[5]))
+        epochSeconds = values[6]
+        bestValidationAccuracy = values[7]
+    }
+}

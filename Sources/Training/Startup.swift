@@ -1,0 +1,98 @@
+import Collectives
+import Datasets
+import Foundation
+import ModelFiles
+import NN
+
+extension Trainer {
+    /// The node's cores shared among its ranks, within the cores this process may use.
+    static func defaultThreads(localRanks: Int) -> Int {
+        let online = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        let allowed = ProcessInfo.processInfo.activeProcessorCount
+        return max(1, min(allowed, Int(online) / max(localRanks, 1)))
+    }
+
+    /// Keras's validation_split: the LAST fraction of the training arrays, before any shuffling.
+    static func split(_ all: LabeledImages, fraction: Double) throws -> (LabeledImages, LabeledImages?) {
+        guard fraction > 0 else { return (all, nil) }
+        let trainCount = Int(Double(all.count) * (1 - fraction))
+        guard trainCount > 0, trainCount < all.count else {
+            throw TrainingError("--validation-split: \(fraction) leaves \(trainCount) of \(all.count) examples for training")
+        }
+        return (all.slice(0..<trainCount), all.slice(trainCount..<all.count))
+    }
+
+    /// Every rank learns whether any failed, and all throw `AgreedFailure`: every rank can then
+    /// leave normally, since none is left waiting in a collective.
+    static func agree(_ comm: Communicator, _ failure: Error?, phase: String) throws {
+        guard let failingRank = try comm.firstFailingRank(localFailure: failure != nil) else { return }
+        throw AgreedFailure(rank: failingRank, phase: phase, localError: failure)
+    }
+
+    /// Rank 0's weights, optimizer state and position go to every rank.
+    func broadcastState() throws {
+        try comm.broadcast(UnsafeMutableRawBufferPointer(network.parameters), root: 0)
+        for buffer in optimizer.state { try comm.broadcast(UnsafeMutableRawBufferPointer(buffer.values), root: 0) }
+        var iterations = [Double(comm.isRoot ? optimizer.iterations : 0)]
+        try comm.allreduce(&iterations, .sum)
+        optimizer.iterations = Int(iterations[0])
+        try state.broadcast(comm)
+    }
+
+    /// Rank 0: a checkpoint, `--init-model`, or a fresh init. Returns the checkpoint's name when
+    /// resuming. A fresh start never keeps another run's checkpoints.
+    func restore(log: (String) -> Void) throws -> String? {
+        try run.create()
+        if let resume = config.resume, let checkpoint = try Checkpoint.find(resume, in: run, log: log) {
+            resumeChanges = try checkpoint.verify(matches: config, optimizer: optimizer, dataFingerprint: data.fingerprint)
+            try checkpoint.restore(into: network, optimizer: optimizer)
+            state = checkpoint.state
+            if checkpoint.ranks != comm.size {
+                log("note: the checkpoint was written by \(checkpoint.ranks) ranks and resumes on \(comm.size); the result will match an uninterrupted run only up to floating-point summation order")
+            }
+            return checkpoint.name
+        }
+        if let path = config.initModel {
+            try loadWeights(path)
+        } else {
+            var rng = SplitMix64(seed: config.seed, stream: 0x1417)
+            network.initialize(using: &rng)
+        }
+        try run.clearForFreshStart(overwrite: config.overwrite)
+        state.runID = (0..<4).map { _ in String(format: "%04x", UInt16.random(in: .min ... .max)) }.joined()
+        return nil
+    }
+
+    private func loadWeights(_ path: String) throws {
+        let file = try SafeTensors(path: path)
+        if let saved = try ModelFile.architecture(of: file, name: path), saved.classes != config.architecture.classes
+            || (saved.inputHeight, saved.inputWidth, saved.inputChannels) != (config.architecture.inputHeight, config.architecture.inputWidth, config.architecture.inputChannels) {
+            throw TrainingError("\(path): takes \(saved.inputDescription), but \(data.directory) holds \(data.shape)")
+        }
+        try ModelFile.load(file, into: network, name: path)
+    }
+
+    /// This process's peak resident set (Linux reports ru_maxrss in KiB).
+    static func peakMemoryMB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+}
+
+/// A failure every rank knows of. `localError` is set on the rank that failed; the others
+/// describe it by the failing rank, whose own message is on stderr.
+public struct AgreedFailure: Error, CustomStringConvertible {
+    public let rank: Int
+    public let phase: String
+    public let localError: Error?
+    public var description: String {
+        localError.map { "\($0)" } ?? "stopping: rank \(rank) failed during \(phase) (its message is above)"
+    }
+}
+
+/// A training-side failure with the one line the user sees.
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

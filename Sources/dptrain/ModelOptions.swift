@@ -1,0 +1,84 @@
+import ArgumentParser
+import Datasets
+import NN
+import Training
+
+/// A comma-separated list of values of one kind, e.g. `--filters 32,64`, parsed by the
+/// argument parser itself so a bad element is refused naming the flag.
+struct ListArgument<Element: ExpressibleByArgument & CustomStringConvertible & Sendable>: ExpressibleByArgument, CustomStringConvertible, Sendable {
+    var values: [Element]
+
+    init(_ values: [Element]) { self.values = values }
+
+    init?(argument: String) {
+        var values: [Element] = []
+        for part in argument.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let value = Element(argument: part.trimmingCharacters(in: .whitespaces)) else { return nil }
+            values.append(value)
+        }
+        self.values = values
+    }
+
+    var description: String { values.map(\.description).joined(separator: ",") }
+    var defaultValueDescription: String { description }
+}
+
+extension Architecture.Padding: ExpressibleByArgument, CustomStringConvertible {
+    public var description: String { rawValue }
+}
+
+/// Layer options; a single value applies to every conv block, a comma list sets each. The
+/// defaults are the reference model's.
+struct ModelOptions: ParsableArguments {
+    private static let reference = Architecture.mnistReference
+
+    @Option(help: "Filters of each conv block (its count sets the number of blocks).")
+    var filters = ListArgument(reference.convBlocks.map(\.filters))
+    @Option(help: "Kernel size per conv block.")
+    var kernelSize = ListArgument([reference.convBlocks[0].kernelSize])
+    @Option(help: "Convolution stride per conv block.")
+    var strides = ListArgument([reference.convBlocks[0].stride])
+    @Option(help: "Padding per conv block: valid or same.")
+    var padding = ListArgument([reference.convBlocks[0].padding])
+    @Option(help: "Max-pooling size per conv block (stride = size).")
+    var poolSize = ListArgument([reference.convBlocks[0].poolSize])
+    @Option(help: "Widths of hidden Dense(relu) layers before the softmax, e.g. 128 or 128,64 (default: none).")
+    var dense = ListArgument<Int>(reference.hiddenDense)
+
+    func validate() throws { _ = try layers() }
+
+    /// The layers, for the reference model's input; the data's shape replaces it at start-up.
+    func layers() throws -> Architecture {
+        let blockCount = filters.values.count
+        func perBlock<T>(_ list: ListArgument<T>, _ flag: String) throws -> [T] {
+            if list.values.count == 1 { return Array(repeating: list.values[0], count: blockCount) }
+            guard list.values.count == blockCount else {
+                throw ValidationError("\(flag): give one value or one per conv block (\(blockCount)), got \(list.values.count)")
+            }
+            return list.values
+        }
+        let kernels = try perBlock(kernelSize, "--kernel-size"), strides = try perBlock(strides, "--strides")
+        let pools = try perBlock(poolSize, "--pool-size"), paddings = try perBlock(padding, "--padding")
+        var architecture = Self.reference
+        architecture.convBlocks = (0..<blockCount).map {
+            .init(filters: filters.values[$0], kernelSize: kernels[$0], stride: strides[$0], padding: paddings[$0], poolSize: pools[$0])
+        }
+        architecture.hiddenDense = dense.values
+        return architecture
+    }
+
+    /// The layers fitted to the data they will read.
+    func architecture(for data: DataShape) throws -> Architecture {
+        do { return try layers().fitted(to: data) } catch let error as TrainingError {
+            throw ValidationError("the model does not fit: \(error)")
+        }
+    }
+}
+
+/// `--data-dir`, shared by every command that reads a data set.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Directory with train/t10k images and labels as IDX files under the MNIST names, raw or .gz (default: the embedded MNIST).")
+    var dataDir: String?
+
+    func load() throws -> Dataset { try Dataset(directory: dataDir ?? Dataset.defaultDirectory()) }
+}

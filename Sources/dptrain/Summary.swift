@@ -1,0 +1,16 @@
+import ArgumentParser
+import Training
+
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the Keras-style model summary for the data's input shape and classes.")
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var data: DataOptions
+
+    func run() throws {
+        do {
+            print(try model.architecture(for: try data.load().shape).summaryTable())
+        } catch {
+            fail("\(error)")
+        }
+    }
+}

@@ -50,9 +50,15 @@ public struct Dataset: Sendable {
         guard (train.height, train.width, train.channels) == (test.height, test.width, test.channels) else {
             throw DataError("\(directory): training images are \(train.height)x\(train.width)x\(train.channels) but test images \(test.height)x\(test.width)x\(test.channels)")
         }
-        let maxLabel = max(train.labels.max() ?? 0, test.labels.max() ?? 0)
-        guard maxLabel >= 1 else { throw DataError("\(directory): every label is 0; a classifier needs at least 2 classes") }
-        classes = Int(maxLabel) + 1
+        // The classes are the training labels' range; a test label beyond it names a class the
+        // model never saw, which is a broken set rather than a bigger model.
+        let maxLabel = Int(train.labels.max() ?? 0)
+        guard maxLabel >= 1 else { throw DataError("\(directory): every training label is 0; a classifier needs at least 2 classes") }
+        classes = maxLabel + 1
+        let classCount = classes
+        if let bad = test.labels.firstIndex(where: { Int($0) >= classCount }) {
+            throw DataError("\(Self.path(directory, loaded[.testLabels]!.name)): label \(test.labels[bad]) at index \(bad) is outside 0-\(classCount - 1), the training labels' range")
+        }
         self.directory = directory
         fingerprint = SHA256.hex(Array(File.allCases.map { loaded[$0]!.file.sha256 }.joined().utf8))
         verifiedByManifest = manifest != nil

@@ -1,3 +1,4 @@
+import ModelFiles
 import Foundation
 import Testing
 import TestSupport

@@ -13,10 +13,10 @@ struct DataTests {
     }
 
     @Test func embeddedMNISTLoadsAndVerifies() throws {
-        let mnist = try MNIST(directory: Repo.data)
+        let mnist = try Dataset(directory: Repo.data)
         #expect(mnist.verifiedByManifest)
         #expect(mnist.train.count == 60_000 && mnist.test.count == 10_000)
-        #expect(mnist.train.rows == 28 && mnist.train.columns == 28)
+        #expect(mnist.train.height == 28 && mnist.train.width == 28 && mnist.train.channels == 1 && mnist.classes == 10)
         // The raw sums every MNIST copy shares (sha256sum wrote the manifest).
         let sums = try String(contentsOfFile: Repo.data + "/SHA256SUMS.raw", encoding: .utf8)
         let file = try IDXFile(path: Repo.data + "/t10k-labels-idx1-ubyte.gz")
@@ -43,7 +43,7 @@ struct DataTests {
 
     static func expectError(_ directory: String, mentions fragments: [String]) {
         do {
-            _ = try MNIST(directory: directory)
+            _ = try Dataset(directory: directory)
             Issue.record("loading \(directory) should have failed")
         } catch {
             for fragment in fragments { #expect(error.description.contains(fragment), "'\(error)' should mention '\(fragment)'") }
@@ -79,7 +79,7 @@ struct DataTests {
         Self.expectError(dir, mentions: ["t10k-labels-idx1-ubyte", "SHA-256"])
         // Without a manifest the same files load (any MNIST-shaped data set is accepted).
         try FileManager.default.removeItem(atPath: dir + "/SHA256SUMS.raw")
-        #expect(try MNIST(directory: dir).verifiedByManifest == false)
+        #expect(try Dataset(directory: dir).verifiedByManifest == false)
     }
 
     @Test func epochPlanShardsEveryExampleOnce() {

@@ -1,3 +1,4 @@
+import ModelFiles
 import Collectives
 import Foundation
 import Testing

@@ -32,7 +32,7 @@ struct GradientCheckTests {
         let x = (0..<(batch * network.inputCount)).map { _ in Float(rng.next() % 1000) / 1000 }
         let labels: [Int32] = [0, 3, 4]
 
-        func loss() -> Double { network.evaluate(x, labels: labels, batch: batch).lossSum / Double(batch) }
+        func loss() -> Double { network.totals(x, labels: labels, batch: batch).lossSum / Double(batch) }
         network.computeGradients(x, labels: labels, batch: batch, gradientScale: 1 / Float(batch))
         let gradients = Array(network.gradients)
 

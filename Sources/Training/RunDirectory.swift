@@ -37,6 +37,7 @@ public struct RunDirectory {
                 throw TrainingError("\(item): cannot be removed for --overwrite (\(error.localizedDescription))")
             }
         }
+        try create()
     }
 
     /// The per-epoch rows (metrics.jsonl) kept from an earlier run: those of epochs before `epoch`.

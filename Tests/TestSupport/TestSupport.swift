@@ -160,3 +160,43 @@ public func rankProcesses(matching needle: String) -> [Int32] {
         !((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("mpirun")
     }
 }
+
+/// Writes an unsigned-byte IDX file (raw) with `dims` and `bytes`.
+public func writeIDX(_ path: String, dims: [Int], bytes: [UInt8]) throws {
+    var data: [UInt8] = [0, 0, 8, UInt8(dims.count)]
+    for d in dims { data += [UInt8(d >> 24 & 0xFF), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }
+    try Data(data + bytes).write(to: URL(fileURLWithPath: path))
+}
+
+/// A learnable synthetic set of `size`×`size` colour images (idx4, N×H×W×3): class k is a bright
+/// square in its own place and colour on faint noise, so a small CNN separates the classes.
+public func syntheticColourSet(classes: Int, size: Int = 16, train: Int = 500, test: Int = 100) throws -> String {
+    let dir = Repo.scratch("colour-\(classes)")
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        return z ^ (z >> 27)
+    }
+    for (prefix, count) in [("train", train), ("t10k", test)] {
+        var images = [UInt8](), labels = [UInt8]()
+        for i in 0..<count {
+            let label = i % classes
+            var image = (0..<(size * size * 3)).map { _ in UInt8(next() % 40) }
+            let top = (label * 5) % (size - 5), left = (label * 3) % (size - 5)
+            for y in top..<(top + 5) { for x in left..<(left + 5) { image[(y * size + x) * 3 + label % 3] = 250 } }
+            images += image
+            labels.append(UInt8(label))
+        }
+        try writeIDX("\(dir)/\(prefix)-images-idx4-ubyte", dims: [count, size, size, 3], bytes: images)
+        try writeIDX("\(dir)/\(prefix)-labels-idx1-ubyte", dims: [count], bytes: labels)
+    }
+    return dir
+}
+
+/// The parsed summary.json of a run directory.
+public func runSummary(_ runDir: String) throws -> [String: Any] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: runDir + "/summary.json"))
+    return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+}

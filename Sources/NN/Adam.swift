@@ -56,11 +56,19 @@ public final class Adam: Optimizer {
         let beta1Power = powf(Float(beta1), t), beta2Power = powf(Float(beta2), t)
         let alpha = lr * (1 - beta2Power).squareRoot() / (1 - beta1Power)
         let c1 = Float(1 - beta1), c2 = Float(1 - beta2), eps = Float(epsilon)
-        let m = self.m, v = self.v
-        for i in 0..<w.count {
-            m[i] += (g[i] - m[i]) * c1
-            v[i] += (g[i] * g[i] - v[i]) * c2
-            w[i] -= m[i] * alpha / (v[i].squareRoot() + eps)
+        // Raw pointers below: the sizes must agree.
+        let count = self.m.count
+        precondition(w.count == count && g.count == count, "Adam: \(w.count) parameters and \(g.count) gradients for \(count)")
+        guard count > 0, let w = w.baseAddress, let g = g.baseAddress, let m = self.m.baseAddress, let v = self.v.baseAddress else { return }
+        for i in stride(from: 0, to: count, by: Lanes.scalarCount) {
+            let n = min(Lanes.scalarCount, count - i)
+            let gi = loadLanes(g + i, n)
+            var mi = loadLanes(m + i, n), vi = loadLanes(v + i, n)
+            mi += (gi - mi) * c1
+            vi += (gi * gi - vi) * c2
+            storeLanes(loadLanes(w + i, n) - mi * alpha / (laneSquareRoot(vi) + eps), w + i, n)
+            storeLanes(mi, m + i, n)
+            storeLanes(vi, v + i, n)
         }
     }
 }

@@ -50,32 +50,47 @@ public final class RMSprop: Optimizer {
         iterations += 1
         applyWeightDecay(w, weightDecay: Float(weightDecay), learningRate: lr)
         let r = Float(rho), c = Float(1 - rho), eps = Float(epsilon), mu = Float(momentum)
-        let s = meanSquare
-        // One straight loop per combination, so none branches per parameter.
-        switch (averageGradient, momentumBuffer) {
+        // Raw pointers below: the sizes must agree.
+        let count = meanSquare.count
+        precondition(w.count == count && g.count == count, "RMSprop: \(w.count) parameters and \(g.count) gradients for \(count)")
+        guard count > 0, let w = w.baseAddress, let g = g.baseAddress, let s = meanSquare.baseAddress else { return }
+        // One loop per combination, so none branches per parameter.
+        switch (averageGradient?.baseAddress, momentumBuffer?.baseAddress) {
         case (nil, nil):
-            for i in 0..<w.count {
-                s[i] = r * s[i] + c * (g[i] * g[i])
-                w[i] -= lr * g[i] / (s[i] + eps).squareRoot()
+            for i in stride(from: 0, to: count, by: Lanes.scalarCount) {
+                let n = min(Lanes.scalarCount, count - i), gi = loadLanes(g + i, n)
+                let si = r * loadLanes(s + i, n) + c * (gi * gi)
+                storeLanes(loadLanes(w + i, n) - lr * gi / laneSquareRoot(si + eps), w + i, n)
+                storeLanes(si, s + i, n)
             }
         case (nil, let p?):
-            for i in 0..<w.count {
-                s[i] = r * s[i] + c * (g[i] * g[i])
-                p[i] = mu * p[i] + lr * g[i] / (s[i] + eps).squareRoot()
-                w[i] -= p[i]
+            for i in stride(from: 0, to: count, by: Lanes.scalarCount) {
+                let n = min(Lanes.scalarCount, count - i), gi = loadLanes(g + i, n)
+                let si = r * loadLanes(s + i, n) + c * (gi * gi)
+                let pi = mu * loadLanes(p + i, n) + lr * gi / laneSquareRoot(si + eps)
+                storeLanes(loadLanes(w + i, n) - pi, w + i, n)
+                storeLanes(si, s + i, n)
+                storeLanes(pi, p + i, n)
             }
         case (let a?, nil):
-            for i in 0..<w.count {
-                s[i] = r * s[i] + c * (g[i] * g[i])
-                a[i] = r * a[i] + c * g[i]
-                w[i] -= lr * g[i] / (s[i] - a[i] * a[i] + eps).squareRoot()
+            for i in stride(from: 0, to: count, by: Lanes.scalarCount) {
+                let n = min(Lanes.scalarCount, count - i), gi = loadLanes(g + i, n)
+                let si = r * loadLanes(s + i, n) + c * (gi * gi)
+                let ai = r * loadLanes(a + i, n) + c * gi
+                storeLanes(loadLanes(w + i, n) - lr * gi / laneSquareRoot(si - ai * ai + eps), w + i, n)
+                storeLanes(si, s + i, n)
+                storeLanes(ai, a + i, n)
             }
         case (let a?, let p?):
-            for i in 0..<w.count {
-                s[i] = r * s[i] + c * (g[i] * g[i])
-                a[i] = r * a[i] + c * g[i]
-                p[i] = mu * p[i] + lr * g[i] / (s[i] - a[i] * a[i] + eps).squareRoot()
-                w[i] -= p[i]
+            for i in stride(from: 0, to: count, by: Lanes.scalarCount) {
+                let n = min(Lanes.scalarCount, count - i), gi = loadLanes(g + i, n)
+                let si = r * loadLanes(s + i, n) + c * (gi * gi)
+                let ai = r * loadLanes(a + i, n) + c * gi
+                let pi = mu * loadLanes(p + i, n) + lr * gi / laneSquareRoot(si - ai * ai + eps)
+                storeLanes(loadLanes(w + i, n) - pi, w + i, n)
+                storeLanes(si, s + i, n)
+                storeLanes(ai, a + i, n)
+                storeLanes(pi, p + i, n)
             }
         }
     }

@@ -83,7 +83,7 @@ public struct Schedule: Codable, Equatable, Sendable {
         }
         try check("--lr", baseRate.isFinite && baseRate > 0, "positive", baseRate)
         try check("--epochs", epochs >= 1, "at least 1", epochs)
-        try check("--batch-size", stepsPerEpoch >= 1, "small enough for one step per epoch; steps per epoch", stepsPerEpoch)
+        guard stepsPerEpoch >= 1 else { throw InvalidSetting("--batch-size", "leaves no step in an epoch (\(stepsPerEpoch) steps per epoch)") }
         try check("--warmup-epochs", warmupEpochs.isFinite && warmupEpochs >= 0 && warmupEpochs <= Double(epochs),
                   "in [0, --epochs] = [0, \(epochs)]", warmupEpochs)
         switch kind {

@@ -20,7 +20,7 @@ struct OptimizerTests {
     /// step is bit-identical to Keras's (the test prints the largest difference: 0). The margin
     /// (~16 ulps) is for a libm whose powf or sqrt differs from XLA's by an ulp, or a compiler
     /// that fuses a multiply-add, growing over 5 steps; it stays far below what a wrong rule
-    /// gives: Adam with PyTorch's ε = 1e-8 misses by over 100× the tolerance (tested below).
+    /// gives: Adam with PyTorch's ε = 1e-8 misses by 0.6% of the weights, 6,000× it (tested below).
     static let tolerance: Float = 1e-6
 
     struct Case: Decodable {
@@ -126,6 +126,7 @@ struct OptimizerTests {
         s.epsilon = 1e-8
         let r = try Self.replay("adam_default", settings: s)
         #expect(r.weightError > 100 * Self.tolerance)
+        print("adam_default with epsilon 1e-8: max relative difference to Keras \(r.weightError)")
     }
 
     @Test func kerasDefaults() {
@@ -146,6 +147,9 @@ struct OptimizerTests {
         let plain = try OptimizerSettings(kind: .sgd).make(parameterCount: 3)
         #expect(plain.state.isEmpty, "plain SGD keeps no state, as before")
         #expect(try momentum.make(parameterCount: 3).state.map(\.name) == ["velocity"])
+        var nesterovAlone = OptimizerSettings(kind: .sgd)
+        nesterovAlone.nesterov = true
+        #expect(try nesterovAlone.make(parameterCount: 3).state.isEmpty, "Nesterov without momentum is plain SGD, as in Keras")
         #expect(plain.settings == ["momentum": "0.0", "nesterov": "false", "weight_decay": "0.0"])
 
         let adamw = try OptimizerSettings(kind: .adamw).make(parameterCount: 3)

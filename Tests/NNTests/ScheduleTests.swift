@@ -115,6 +115,13 @@ struct ScheduleTests {
         do { try s.validate() } catch { #expect("\(error)" == message) }
     }
 
+    @Test func refusesAnEpochWithoutSteps() {
+        let s = Schedule(kind: .constant, baseRate: 0.01, stepsPerEpoch: 0, epochs: 5)
+        do { try s.validate(); Issue.record("accepted") } catch {
+            #expect("\(error)" == "--batch-size: leaves no step in an epoch (0 steps per epoch)")
+        }
+    }
+
     @Test func scalingRules() {
         #expect(LearningRateScaling.linear.scaled(0.01, ranks: 4) == Float(0.04))
         #expect(LearningRateScaling.sqrt.scaled(0.01, ranks: 4) == Float(0.02))

@@ -50,15 +50,15 @@ public final class Adam: Optimizer {
     public var state: [OptimizerState] { buffers.all }
 
     public func update(_ w: UnsafeMutableBufferPointer<Float>, gradients g: UnsafeBufferPointer<Float>, learningRate lr: Float) {
+        // Raw pointers below: the sizes must agree.
+        let count = self.m.count
+        precondition(w.count == count && g.count == count, "Adam: \(w.count) parameters and \(g.count) gradients for \(count)")
         iterations += 1
         applyWeightDecay(w, weightDecay: Float(weightDecay), learningRate: lr)
         let t = Float(iterations)
         let beta1Power = powf(Float(beta1), t), beta2Power = powf(Float(beta2), t)
         let alpha = lr * (1 - beta2Power).squareRoot() / (1 - beta1Power)
         let c1 = Float(1 - beta1), c2 = Float(1 - beta2), eps = Float(epsilon)
-        // Raw pointers below: the sizes must agree.
-        let count = self.m.count
-        precondition(w.count == count && g.count == count, "Adam: \(w.count) parameters and \(g.count) gradients for \(count)")
         guard count > 0, let w = w.baseAddress, let g = g.baseAddress, let m = self.m.baseAddress, let v = self.v.baseAddress else { return }
         for i in stride(from: 0, to: count, by: Lanes.scalarCount) {
             let n = min(Lanes.scalarCount, count - i)

@@ -47,12 +47,12 @@ public final class RMSprop: Optimizer {
     public var state: [OptimizerState] { buffers.all }
 
     public func update(_ w: UnsafeMutableBufferPointer<Float>, gradients g: UnsafeBufferPointer<Float>, learningRate lr: Float) {
-        iterations += 1
-        applyWeightDecay(w, weightDecay: Float(weightDecay), learningRate: lr)
-        let r = Float(rho), c = Float(1 - rho), eps = Float(epsilon), mu = Float(momentum)
         // Raw pointers below: the sizes must agree.
         let count = meanSquare.count
         precondition(w.count == count && g.count == count, "RMSprop: \(w.count) parameters and \(g.count) gradients for \(count)")
+        iterations += 1
+        applyWeightDecay(w, weightDecay: Float(weightDecay), learningRate: lr)
+        let r = Float(rho), c = Float(1 - rho), eps = Float(epsilon), mu = Float(momentum)
         guard count > 0, let w = w.baseAddress, let g = g.baseAddress, let s = meanSquare.baseAddress else { return }
         // One loop per combination, so none branches per parameter.
         switch (averageGradient?.baseAddress, momentumBuffer?.baseAddress) {

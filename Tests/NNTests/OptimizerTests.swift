@@ -35,8 +35,9 @@ struct OptimizerTests {
             let c = try decoder.singleValueContainer()
             if let b = try? c.decode(Bool.self) { self = .flag(b) } else { self = .number(try c.decode(Double.self)) }
         }
-        var number: Double? { if case .number(let x) = self { return x } else { return nil } }
-        var flag: Bool? { if case .flag(let b) = self { return b } else { return nil } }
+        struct WrongType: Error {}
+        func number() throws -> Double { if case .number(let x) = self { return x } else { throw WrongType() } }
+        func flag() throws -> Bool { if case .flag(let b) = self { return b } else { throw WrongType() } }
     }
 
     static func fixture() throws -> SafeTensors {
@@ -50,14 +51,14 @@ struct OptimizerTests {
         var s = OptimizerSettings(kind: try #require(OptimizerKind(rawValue: c.kind)))
         for (key, value) in c.keras {
             switch key {
-            case "momentum": s.momentum = try #require(value.number)
-            case "nesterov": s.nesterov = try #require(value.flag)
-            case "beta_1": s.beta1 = try #require(value.number)
-            case "beta_2": s.beta2 = try #require(value.number)
-            case "epsilon": s.epsilon = try #require(value.number)
-            case "weight_decay": s.weightDecay = try #require(value.number)
-            case "rho": s.rho = try #require(value.number)
-            case "centered": s.centered = try #require(value.flag)
+            case "momentum": s.momentum = try value.number()
+            case "nesterov": s.nesterov = try value.flag()
+            case "beta_1": s.beta1 = try value.number()
+            case "beta_2": s.beta2 = try value.number()
+            case "epsilon": s.epsilon = try value.number()
+            case "weight_decay": s.weightDecay = try value.number()
+            case "rho": s.rho = try value.number()
+            case "centered": s.centered = try value.flag()
             default: Issue.record("unknown Keras argument \(key)")
             }
         }

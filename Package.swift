@@ -21,9 +21,12 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib"]),
         .target(name: "NN", dependencies: ["CBLAS"]),
         .target(name: "Collectives", dependencies: ["MPIShim"]),
-        .target(name: "Training", dependencies: ["Datasets", "NN", "Collectives"]),
+        // TensorBoard event files, Chrome traces and SVG plots; depends on nothing else here.
+        .target(name: "Reports"),
+        .target(name: "Training", dependencies: ["Datasets", "NN", "Collectives", "Reports"]),
         .executableTarget(name: "dptrain", dependencies: [
             "Training",
+            "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -31,6 +34,7 @@ let package = Package(
         .executableTarget(name: "collectives-check", dependencies: ["Collectives"], path: "Tests/CollectivesCheck"),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NNTests", dependencies: ["NN", "Training", "Datasets"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
         .testTarget(name: "DPTrainTests", dependencies: ["Training", "Datasets", "Collectives", "TestSupport"]),
     ]
 )

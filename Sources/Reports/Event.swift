@@ -1,7 +1,7 @@
 import Foundation
 
 /// The few fields of TensorFlow's `Event` protobuf that scalar logging uses, encoded by hand:
-///   Event{wall_time=1 double, step=2 int64, file_version=3 string, summary=5, session_log=6}
+///   Event{wall_time=1 double, step=2 int64, file_version=3 string, summary=5, session_log=7}
 ///   Summary{value=1 repeated}, Summary.Value{tag=1 string, simple_value=2 float}
 ///   SessionLog{status=1 enum: START=1}
 public struct Event: Equatable, Sendable {
@@ -44,7 +44,7 @@ public struct Event: Equatable, Sendable {
         if let sessionStatus {
             var log: [UInt8] = [0x08]
             Self.varint(UInt64(sessionStatus), into: &log)
-            Self.field(6, log, into: &out)
+            Self.field(7, log, into: &out)
         }
         return out
     }
@@ -88,7 +88,7 @@ extension Event {
                     }
                     scalars.append(Scalar(tag, number))
                 }
-            case (6, .bytes(let log)):
+            case (7, .bytes(let log)):
                 sessionStatus = 0
                 for case (1, .varint(let status)) in try Self.fields(log) { sessionStatus = Int(status) }
             default: break

@@ -72,7 +72,8 @@ public struct RunRecord: Equatable, Sendable {
 
     static func optionalNumber(_ object: [String: Any], _ key: String, _ place: String) throws -> Double? {
         guard let value = object[key], !(value is NSNull) else { return nil }
-        guard !(value is String), let number = value as? NSNumber else {
+        // JSON booleans also arrive as NSNumber; theirs is the only "c" (char) type.
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else {
             throw ReportError("\(place): '\(key)' is not a number")
         }
         guard number.doubleValue.isFinite else { throw ReportError("\(place): '\(key)' is not finite") }

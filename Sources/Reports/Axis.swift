@@ -6,6 +6,8 @@ public struct Axis: Equatable, Sendable {
     public var lower: Double
     public var upper: Double
     public var step: Double
+    /// Room left beyond the outer ticks, in data units, so markers there clear the frame.
+    public var margin = 0.0
 
     public init(covering values: [Double], targetTicks: Int = 5, integer: Bool = false) {
         var low = values.min() ?? 0, high = values.max() ?? 1
@@ -35,7 +37,7 @@ public struct Axis: Equatable, Sendable {
 
     /// Maps `value` into the pixel range [from, to].
     public func position(_ value: Double, from: Double, to: Double) -> Double {
-        from + (value - lower) / (upper - lower) * (to - from)
+        from + (value - lower + margin) / (upper - lower + 2 * margin) * (to - from)
     }
 
     static func nice(_ raw: Double) -> Double {

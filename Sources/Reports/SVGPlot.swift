@@ -2,7 +2,7 @@ import Foundation
 
 /// Loss and accuracy per epoch for one or several runs, as a standalone SVG: two panels (loss,
 /// accuracy) sharing the epoch axis, one colour per run, one line style per series (train
-/// solid, validation dashed, test a diamond after the last epoch), a legend and a title.
+/// solid, validation dashed, test a diamond just after the last epoch), a legend and a title.
 public struct SVGPlot: Sendable {
     public var runs: [RunRecord]
     public var title: String
@@ -44,7 +44,8 @@ public struct SVGPlot: Sendable {
 
         """
         let lastEpoch = runs.flatMap(\.epochs).map { Double($0.epoch + 1) }
-        let xAxis = Axis(covering: lastEpoch + [1], targetTicks: 8, integer: true)
+        var xAxis = Axis(covering: lastEpoch + [1], targetTicks: 8, integer: true)
+        xAxis.margin = 0.4 * xAxis.step
         out += panel(x: 0, name: "loss", xAxis: xAxis, train: { $0.loss }, validation: { $0.valLoss }, test: \.testLoss)
         out += panel(x: Self.panelWidth, name: "accuracy", xAxis: xAxis, train: { $0.accuracy }, validation: { $0.valAccuracy }, test: \.testAccuracy)
         out += legend(y: Self.panelTop + Self.panelHeight + 16)
@@ -88,7 +89,8 @@ public struct SVGPlot: Sendable {
                 }
             }
             if let value = run[keyPath: test], let last = run.epochs.last {
-                out += Self.diamond(x: px(Double(last.epoch + 1)), y: py(value), color: color, title: "\(run.name) test \(name): \(String(format: "%.4f", value))")
+                // Just right of the last epoch, where it does not hide that epoch's points.
+                out += Self.diamond(x: px(Double(last.epoch + 1) + 0.2 * xAxis.step), y: py(value), color: color, title: "\(run.name) test \(name): \(String(format: "%.4f", value))")
             }
         }
         return out + "</g>\n"

@@ -44,6 +44,7 @@ public struct Axis: Equatable, Sendable {
         guard raw > 0, raw.isFinite else { return 1 }
         let power = pow(10, log10(raw).rounded(.down))
         let fraction = raw / power
-        return (fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 5 ? 5 : 10) * power
+        // The nearest of 1, 2, 5, 10: close to the asked tick count, never far below it.
+        return (fraction < 1.5 ? 1 : fraction < 3 ? 2 : fraction < 7 ? 5 : 10) * power
     }
 }

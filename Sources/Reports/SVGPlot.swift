@@ -58,7 +58,8 @@ public struct SVGPlot: Sendable {
         let left = x + m.left, right = x + Self.panelWidth - m.right
         let top = Self.panelTop + m.top, bottom = Self.panelTop + Self.panelHeight - m.bottom
         let values = runs.flatMap { run in run.epochs.map(train) + run.epochs.compactMap(validation) + [run[keyPath: test]].compactMap { $0 } }
-        let yAxis = Axis(covering: values)
+        var yAxis = Axis(covering: values)
+        yAxis.margin = 0.03 * (yAxis.upper - yAxis.lower)
         func px(_ v: Double) -> Double { xAxis.position(v, from: left, to: right) }
         func py(_ v: Double) -> Double { yAxis.position(v, from: bottom, to: top) }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }

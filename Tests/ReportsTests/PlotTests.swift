@@ -8,9 +8,11 @@ import Reports
 @Suite struct PlotTests {
     @Test func axesHaveNiceTicks() {
         let loss = Axis(covering: [0.052, 0.31])
-        #expect(loss.ticks.map(loss.label) == ["0.0", "0.1", "0.2", "0.3", "0.4"])
+        #expect(loss.ticks.map(loss.label) == ["0.05", "0.10", "0.15", "0.20", "0.25", "0.30", "0.35"])
+        let fromZero = Axis(covering: [0.09, 0.92])
+        #expect(fromZero.ticks.map(fromZero.label) == ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"])
         let accuracy = Axis(covering: [0.912, 0.9717])
-        #expect(accuracy.ticks.map(accuracy.label) == ["0.90", "0.92", "0.94", "0.96", "0.98"])
+        #expect(accuracy.ticks.map(accuracy.label) == ["0.91", "0.92", "0.93", "0.94", "0.95", "0.96", "0.97", "0.98"])
         let epochs = Axis(covering: [1, 5], targetTicks: 8, integer: true)
         #expect(epochs.ticks == [1, 2, 3, 4, 5])
         let many = Axis(covering: [1, 60], targetTicks: 8, integer: true)

@@ -69,9 +69,14 @@ public final class TensorBoardEventWriter {
             throw ReportError("\(directory): cannot list (\(error.localizedDescription))")
         }
         func seconds(_ name: String) -> Int { name.split(separator: ".").dropFirst(3).first.flatMap { Int($0) } ?? 0 }
+        func isFile(_ path: String) -> Bool {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+        }
         return names.filter { $0.contains("tfevents") && !$0.hasPrefix(".") }
             .sorted { (seconds($0), $0) < (seconds($1), $1) }
             .map { (directory as NSString).appendingPathComponent($0) }
+            .filter(isFile)
     }
 
     /// Truncates `file` at its first torn record or first event after `step`.

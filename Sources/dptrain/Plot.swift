@@ -9,17 +9,13 @@ struct Plot: ParsableCommand {
         abstract: "Draw loss and accuracy per epoch of one or more run directories into an SVG.")
 
     @Argument(help: "Run directories (each with metrics.jsonl; summary.json adds the test scores).")
-    var runDirs: [String] = []
+    var runDirs: [String]
 
     @Option(name: .shortAndLong, help: "The SVG file to write.")
     var output = "curves.svg"
 
     @Option(help: "Title (default: the run names).")
     var title: String?
-
-    func validate() throws {
-        guard !runDirs.isEmpty else { throw ValidationError("give at least one run directory") }
-    }
 
     func run() throws {
         do {

@@ -86,8 +86,30 @@ import Reports
         #expect(result.stderrLines == ["dptrain: error: \(run)/summary.json: 'test_loss' is not a number"], "\(result)")
 
         result = try dptrain(["plot"])
-        #expect(result.status != 0)
-        #expect(result.stderrLines.count == 1, "\(result)")
+        #expect(result.status == 1)
+        #expect(result.stderrLines == ["dptrain: error: Missing expected argument '<run-dirs> ...'"], "\(result)")
+    }
+
+    @Test func helpIsFixedText() throws {
+        let result = try dptrain(["plot", "--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout == """
+            OVERVIEW: Draw loss and accuracy per epoch of one or more run directories into
+            an SVG.
+
+            USAGE: dptrain plot <run-dirs> ... [--output <output>] [--title <title>]
+
+            ARGUMENTS:
+              <run-dirs>              Run directories (each with metrics.jsonl;
+                                      summary.json adds the test scores).
+
+            OPTIONS:
+              -o, --output <output>   The SVG file to write. (default: curves.svg)
+              --title <title>         Title (default: the run names).
+              -h, --help              Show help information.
+
+
+            """)
     }
 
     /// Two runs (np1 with validation and test, np4 with train only), rendered by rsvg-convert:

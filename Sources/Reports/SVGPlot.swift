@@ -80,18 +80,22 @@ public struct SVGPlot: Sendable {
 
         for (index, run) in runs.enumerated() {
             let color = Self.palette[index % Self.palette.count]
+            // Earlier runs are drawn wider, so identical runs (np=1 and np=2 often are, bit for
+            // bit) show as a line inside a halo instead of one hiding the other.
+            let under = Double(min(runs.count - 1 - index, 3))
+            let width = 2 + 2 * under, radius = 3 + 1.5 * under
             let trainPoints = run.epochs.map { (Double($0.epoch + 1), train($0)) }
             let validationPoints = run.epochs.compactMap { e in validation(e).map { (Double(e.epoch + 1), $0) } }
             for (series, points) in [(Series.train, trainPoints), (.validation, validationPoints)] where !points.isEmpty {
                 let coordinates = points.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
-                out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(series.dash.map { " stroke-dasharray=\"\($0)\"" } ?? "") points=\"\(coordinates)\"><title>\(Escape.xml(run.name)) \(series.rawValue) \(name)</title></polyline>\n"
+                out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"\(width)\"\(series.dash.map { " stroke-dasharray=\"\($0)\"" } ?? "") points=\"\(coordinates)\"><title>\(Escape.xml(run.name)) \(series.rawValue) \(name)</title></polyline>\n"
                 for point in points {
-                    out += "<circle cx=\"\(f(px(point.0)))\" cy=\"\(f(py(point.1)))\" r=\"3\" fill=\"\(series == .train ? color : "white")\" stroke=\"\(color)\" stroke-width=\"1.5\"/>\n"
+                    out += "<circle cx=\"\(f(px(point.0)))\" cy=\"\(f(py(point.1)))\" r=\"\(radius)\" fill=\"\(series == .train ? color : "white")\" stroke=\"\(color)\" stroke-width=\"1.5\"/>\n"
                 }
             }
             if let value = run[keyPath: test], let last = run.epochs.last {
                 // Just right of the last epoch, where it does not hide that epoch's points.
-                out += Self.diamond(x: px(Double(last.epoch + 1) + 0.2 * xAxis.step), y: py(value), color: color, title: "\(run.name) test \(name): \(String(format: "%.4f", value))")
+                out += Self.diamond(x: px(Double(last.epoch + 1) + 0.2 * xAxis.step), y: py(value), size: 6 + 2 * under, color: color, title: "\(run.name) test \(name): \(String(format: "%.4f", value))")
             }
         }
         return out + "</g>\n"
@@ -107,7 +111,7 @@ public struct SVGPlot: Sendable {
             x += max(120, Double(run.name.count) * 8 + 20)
             for series in Self.series(of: run) {
                 if series == .test {
-                    out += Self.diamond(x: x + 15, y: row, color: color, title: nil)
+                    out += Self.diamond(x: x + 15, y: row, size: 6, color: color, title: nil)
                 } else {
                     out += "<line x1=\"\(x)\" x2=\"\(x + 30)\" y1=\"\(row)\" y2=\"\(row)\" stroke=\"\(color)\" stroke-width=\"2\"\(series.dash.map { " stroke-dasharray=\"\($0)\"" } ?? "")/>\n"
                     out += "<circle cx=\"\(x + 15)\" cy=\"\(row)\" r=\"3\" fill=\"\(series == .train ? color : "white")\" stroke=\"\(color)\" stroke-width=\"1.5\"/>\n"
@@ -119,10 +123,9 @@ public struct SVGPlot: Sendable {
         return out + "</g>\n"
     }
 
-    static func diamond(x: Double, y: Double, color: String, title: String?) -> String {
-        let r = 6.0
+    static func diamond(x: Double, y: Double, size r: Double, color: String, title: String?) -> String {
         let path = String(format: "M%.1f %.1f L%.1f %.1f L%.1f %.1f L%.1f %.1fZ", x, y - r, x + r, y, x, y + r, x - r, y)
-        return "<path d=\"\(path)\" fill=\"\(color)\" stroke=\"black\" stroke-width=\"0.8\">\(title.map { "<title>\(Escape.xml($0))</title>" } ?? "")</path>\n"
+        return "<path d=\"\(path)\" fill=\"\(color)\" stroke=\"white\" stroke-width=\"1\">\(title.map { "<title>\(Escape.xml($0))</title>" } ?? "")</path>\n"
     }
 
     /// Writes the SVG atomically.

@@ -23,7 +23,9 @@ public final class TensorBoardEventWriter {
     /// that never reached a checkpoint) are cut back to step 0.
     public init(directory: String, resumingAt step: Int? = nil, wallTime: Double = Date().timeIntervalSince1970) throws {
         let resume = step ?? 0
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw ReportError("\(directory): cannot create the directory (\(FileIO.reason()))")
+        }
         let existing = try Self.eventFiles(in: directory)
         var needsHeader = true
         if let newest = existing.last {

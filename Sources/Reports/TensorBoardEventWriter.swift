@@ -23,8 +23,12 @@ public final class TensorBoardEventWriter {
     /// that never reached a checkpoint) are cut back to step 0.
     public init(directory: String, resumingAt step: Int? = nil, wallTime: Double = Date().timeIntervalSince1970) throws {
         let resume = step ?? 0
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ReportError("\(directory): cannot create the directory (a file is in the way)")
+        }
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-            throw ReportError("\(directory): cannot create the directory (\(FileIO.reason()))")
+            throw ReportError("\(directory): cannot create the directory (\(error.localizedDescription))")
         }
         let existing = try Self.eventFiles(in: directory)
         var needsHeader = true

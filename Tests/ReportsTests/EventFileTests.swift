@@ -81,6 +81,6 @@ import Reports
         _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
         #expect {
             _ = try TensorBoardEventWriter(directory: file)
-        } throws: { error in "\(error)".hasPrefix(file + ": cannot create the directory") }
+        } throws: { error in "\(error)" == file + ": cannot create the directory (a file is in the way)" }
     }
 }

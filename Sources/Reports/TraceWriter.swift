@@ -9,6 +9,16 @@ public struct TracePhase: Equatable, Sendable {
     public var duration: Double
     public init(_ name: String, start: Double, duration: Double) { (self.name, self.start, self.duration) = (name, start, duration) }
 
+    /// Phases that follow each other from `start`, given their durations (what a step's
+    /// timings hold): each starts where the previous one ended.
+    public static func consecutive(from start: Double, _ durations: [(name: String, seconds: Double)]) -> [TracePhase] {
+        var t = start
+        return durations.map { phase in
+            defer { t += phase.seconds }
+            return TracePhase(phase.name, start: t, duration: phase.seconds)
+        }
+    }
+
     /// [start0, duration0, start1, duration1, …]: one rank's slot in a buffer of doubles that
     /// an allreduce (sum over a zeroed ranks × 2·phases buffer) brings to rank 0.
     public static func pack(_ phases: [TracePhase]) -> [Double] { phases.flatMap { [$0.start, $0.duration] } }

@@ -36,6 +36,9 @@ import Reports
         let rank2 = TracePhase.unpack(summed[(2 * slot)..<(3 * slot)], names: Self.phaseNames)
         #expect(rank2.map(\.name) == Self.phaseNames)
         #expect(rank2.map(\.start) == [2, 3, 4, 5, 6, 7])
+        let steps = TracePhase.consecutive(from: 10, [("data", 0.5), ("forward", 1), ("backward", 2)])
+        #expect(steps.map(\.start) == [10, 10.5, 11.5])
+        #expect(steps.map(\.duration) == [0.5, 1, 2])
     }
 
     /// Three ranks, 250 steps, kept: the first 5 and every 50th. One track per rank, named.
@@ -45,13 +48,10 @@ import Reports
         let stepSeconds = 0.08
         for step in 1...250 where trace.records(step: step) {
             for rank in 0..<3 {
-                var t = Double(step - 1) * stepSeconds
-                let phases = Self.phaseNames.enumerated().map { index, name -> TracePhase in
-                    let duration = name == "reduce_wait" ? 0.002 * Double(rank) : 0.01 + 0.001 * Double(index)
-                    defer { t += duration }
-                    return TracePhase(name, start: t, duration: duration)
+                let durations = Self.phaseNames.enumerated().map { index, name in
+                    (name, name == "reduce_wait" ? 0.002 * Double(rank) : 0.01 + 0.001 * Double(index))
                 }
-                trace.append(rank: rank, step: step, phases: phases)
+                trace.append(rank: rank, step: step, phases: TracePhase.consecutive(from: Double(step - 1) * stepSeconds, durations))
             }
         }
         try trace.write()

@@ -21,7 +21,7 @@ import Reports
         return scalars.mapValues { $0.map { (Int($0[0]), $0[1]) } }
     }
 
-    /// A run that logged steps 1-30, checkpointed at 20 and was killed; resumed at 20 it logs
+    /// A run that logged steps 1-30, checkpointed at 20 and was killed writing 31; resumed at 20 it logs
     /// 21-40 with other values. TensorBoard serves each step once, the resumed values after 20.
     @Test(arguments: ["false", "true"]) func servesAResumedRunWithoutDuplicateSteps(loadFast: String) throws {
         let directory = Repo.scratch("tensorboard")
@@ -32,6 +32,12 @@ import Reports
             if step % 10 == 0 { try first.write(step: step, [("epoch/val_loss", loss(step, 1) * 1.1)]) }
         }
         try first.close()
+        // Killed in the middle of writing step 31.
+        let torn = EventRecords.frame(Event(wallTime: 0, step: 31, scalars: [.init("train/loss", 9)]).encoded())
+        let handle = try #require(FileHandle(forWritingAtPath: first.path))
+        handle.seekToEndOfFile()
+        handle.write(Data(torn.prefix(torn.count - 3)))
+        handle.closeFile()
         let resumed = try TensorBoardEventWriter(directory: directory, resumingAt: 20)
         for step in 21...40 {
             try resumed.write(step: step, [("train/loss", loss(step, 2)), ("train/accuracy", Double(step) / 40)])

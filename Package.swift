@@ -23,9 +23,11 @@ let package = Package(
         .target(name: "Collectives", dependencies: ["MPIShim"]),
         // safetensors and model files: what NN's tests and Training both read and write.
         .target(name: "ModelFiles", dependencies: ["NN"]),
-        .target(name: "Training", dependencies: ["Datasets", "NN", "ModelFiles", "Collectives"]),
+        // TensorBoard event files, Chrome traces and SVG plots.
+        .target(name: "Reports", dependencies: ["ModelFiles"]),
+        .target(name: "Training", dependencies: ["Datasets", "NN", "ModelFiles", "Collectives", "Reports"]),
         .executableTarget(name: "dptrain", dependencies: [
-            "Training", "ModelFiles",
+            "Training", "ModelFiles", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -33,6 +35,7 @@ let package = Package(
         .executableTarget(name: "collectives-check", dependencies: ["Collectives"], path: "Tests/CollectivesCheck"),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NNTests", dependencies: ["NN", "ModelFiles", "Training", "Datasets"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
         .testTarget(name: "DPTrainTests", dependencies: ["Training", "ModelFiles", "Datasets", "Collectives", "TestSupport"]),
     ]
 )

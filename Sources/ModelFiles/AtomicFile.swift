@@ -10,7 +10,7 @@ public enum AtomicFile {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         let temporary = (directory as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw FileError("\(temporary): cannot create (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else { throw FileError("\(path): cannot create (\(String(cString: strerror(errno))))") }
         var ok = bytes.withUnsafeBytes { buffer -> Bool in
             var written = 0
             while written < buffer.count {

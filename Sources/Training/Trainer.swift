@@ -91,7 +91,7 @@ public final class Trainer {
         while state.epoch < config.epochs && !reachedMaxSteps {
             let plan = EpochPlan(exampleCount: trainSet.count, globalBatchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
             try notify { try $0.epochStarted(epoch: state.epoch, steps: plan.stepCount) }
-            let epochStart = Clock.now - state.epochSeconds
+            let epochStart = MonotonicClock.now - state.epochSeconds
             var reduceSeconds = 0.0
             while state.stepInEpoch < plan.stepCount && !reachedMaxSteps {
                 let report = try step(plan.batch(state.stepInEpoch), stepsInEpoch: plan.stepCount, epochStart: epochStart)
@@ -102,7 +102,7 @@ public final class Trainer {
                 }
             }
             trained.images += state.epochTotals.count
-            let row = try endEpoch(stepsInEpoch: plan.stepCount, seconds: Clock.now - epochStart, reduceSeconds: reduceSeconds)
+            let row = try endEpoch(stepsInEpoch: plan.stepCount, seconds: MonotonicClock.now - epochStart, reduceSeconds: reduceSeconds)
             trained.seconds += row.seconds
         }
         return .finished(try finish(imagesPerSecond: Double(trained.images) / max(trained.seconds, 1e-9)))
@@ -111,15 +111,15 @@ public final class Trainer {
     /// One step, as llm.c's: gather and forward/backward (in the workers), reduce, update, notify.
     func step(_ batch: ArraySlice<Int32>, stepsInEpoch: Int, epochStart: Double) throws -> StepReport {
         var timings = StepTimings()
-        let start = Clock.now
+        let start = MonotonicClock.now
         let mine = EpochPlan.slice(batch, rank: comm.rank, ranks: comm.size)
         let (local, gatherSeconds) = workers.computeGradients(mine, from: trainSet, scale: 1 / Float(batch.count))
         reduction.setLocal(local, stop: StopSignal.isRaised)
-        let reduceStart = Clock.now
+        let reduceStart = MonotonicClock.now
         try reduction.allreduce(comm)
-        let updateStart = Clock.now
+        let updateStart = MonotonicClock.now
         optimizer.update(network.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: config.learningRate)
-        let end = Clock.now
+        let end = MonotonicClock.now
         (timings.data, timings.compute) = (gatherSeconds, reduceStart - start - gatherSeconds)
         (timings.reduce, timings.update) = (updateStart - reduceStart, end - updateStart)
 
@@ -162,14 +162,14 @@ public final class Trainer {
         var peakMemory = [Self.peakMemoryMB()]
         try comm.allreduce(&peakMemory, .max)
         let summary = RunSummary(testLoss: test.loss, testAccuracy: test.accuracy, epochs: state.epoch, steps: state.globalStep,
-                                 ranks: comm.size, threads: workers.count, seconds: Clock.now - startTime,
+                                 ranks: comm.size, threads: workers.count, seconds: MonotonicClock.now - startTime,
                                  imagesPerSecond: imagesPerSecond, peakMemoryMB: peakMemory[0], dataFingerprint: data.fingerprint,
                                  config: config, optimizer: Checkpoint.describe(optimizer), resumeChanges: resumeChanges)
         try notify { try $0.runFinished(summary) }
         return summary
     }
 
-    private let startTime = Clock.now
+    private let startTime = MonotonicClock.now
 
     private func notify(_ event: (TrainingObserver) throws -> Void) throws {
         for observer in observers { try event(observer) }

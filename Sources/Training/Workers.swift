@@ -46,9 +46,9 @@ final class Workers {
         let result = runAll { i, network, x, y in
             let range = self.part(i, of: examples.count)
             let mine = examples[(examples.startIndex + range.lowerBound)..<(examples.startIndex + range.upperBound)]
-            let start = i == 0 ? Clock.now : 0
+            let start = i == 0 ? MonotonicClock.now : 0
             set.gather(mine, into: x, labels: y)
-            if i == 0 { self.gatherSeconds = Clock.now - start }
+            if i == 0 { self.gatherSeconds = MonotonicClock.now - start }
             return network.computeGradients(x, labels: y, batch: mine.count, gradientScale: scale)
         }
         let sum = primary.gradients

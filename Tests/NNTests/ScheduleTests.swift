@@ -1,3 +1,4 @@
+import ModelFiles
 import Foundation
 import NN
 import Testing

@@ -9,6 +9,9 @@ public protocol Communicator: AnyObject {
 
     /// In-place sum over all ranks.
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// In-place sum over all ranks, wrapping modulo 2^32: exact, and the same whatever order
+    /// MPI adds in, whenever the true total fits in an Int32.
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws
     /// In-place elementwise reduction of a few doubles (metrics, flags, status).
     func allreduce(_ values: inout [Double], _ op: ReduceOp) throws
     /// Copies `buffer` from `root` to every rank.
@@ -63,6 +66,7 @@ public final class SingleProcessCommunicator: Communicator {
     public var size: Int { 1 }
     public var localSize: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws {}
     public func allreduce(_ values: inout [Double], _ op: ReduceOp) throws {}
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
     public func abort(code: Int32) -> Never { exit(code) }

@@ -23,6 +23,12 @@ public final class MPICommunicator: Communicator {
         try Self.check(dpt_allreduce_floats(base, buffer.count), "MPI_Allreduce")
     }
 
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        let rc = base.withMemoryRebound(to: UInt32.self, capacity: buffer.count) { dpt_allreduce_uint32s($0, buffer.count) }
+        try Self.check(rc, "MPI_Allreduce")
+    }
+
     public func allreduce(_ values: inout [Double], _ op: ReduceOp) throws {
         let cOp: dpt_op = switch op {
         case .sum: DPT_SUM
@@ -47,8 +53,6 @@ public final class MPICommunicator: Communicator {
     public func finalize() {
         if dpt_is_active() != 0 { _ = dpt_finalize() }
     }
-
-    public static var wallTime: Double { dpt_wtime() }
 
     static func check(_ code: Int32, _ call: String) throws {
         guard code != 0 else { return }

@@ -40,6 +40,19 @@ int dpt_allreduce_floats(float *buffer, size_t count) {
     return MPI_SUCCESS;
 }
 
+int dpt_allreduce_uint32s(uint32_t *buffer, size_t count) {
+    // Unsigned: the sum wraps modulo 2^32 by definition, which is what an exact fixed-point
+    // reduction of two's-complement values needs (signed overflow would be undefined).
+    while (count > 0) {
+        int chunk = count > INT_MAX ? INT_MAX : (int)count;
+        int rc = MPI_Allreduce(MPI_IN_PLACE, buffer, chunk, MPI_UINT32_T, MPI_SUM, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) return rc;
+        buffer += chunk;
+        count -= (size_t)chunk;
+    }
+    return MPI_SUCCESS;
+}
+
 int dpt_allreduce_doubles(double *buffer, int count, enum dpt_op op) {
     MPI_Op mpi_op = op == DPT_MAX ? MPI_MAX : op == DPT_MIN ? MPI_MIN : MPI_SUM;
     return MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_DOUBLE, mpi_op, MPI_COMM_WORLD);
@@ -57,11 +70,9 @@ int dpt_broadcast(void *buffer, size_t bytes, int root) {
     return MPI_SUCCESS;
 }
 
-int dpt_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
 
 void dpt_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
-double dpt_wtime(void) { return MPI_Wtime(); }
 
 void dpt_error_string(int code, char *out, int capacity) {
     char text[MPI_MAX_ERROR_STRING];

@@ -8,19 +8,27 @@ import NN
 /// the configuration, the optimizer's kind and settings, the data's SHA-256 and a SHA-256 of the
 /// tensor bytes (safetensors has no checksum of its own).
 struct Checkpoint {
-    static let format = "dptrain-checkpoint-1"
+    static let format = "dptrain-checkpoint-2"
+    /// Early stopping's best weights, kept with --restore-best-weights.
+    static let bestWeightsPrefix = "early_stopping/"
     let path: String
     let file: SafeTensors
     let state: RunState
     let ranks: Int
 
-    init(network: Network, optimizer: any Optimizer, config: TrainingConfig, dataFingerprint: String, state: RunState, ranks: Int) throws {
+    init(network: Network, optimizer: any Optimizer, bestWeights: [Float]?, config: TrainingConfig, dataFingerprint: String,
+         state: RunState, ranks: Int) throws {
         (self.state, self.ranks) = (state, ranks)
         path = ""
         var file = try ModelFile.tensors(of: network)
         for buffer in optimizer.state {
             for t in network.tensors {
                 file.append(Self.stateName(t, buffer.name), SafeTensors.Tensor(floats: Array(buffer.values[t.offset..<(t.offset + t.count)]), shape: t.shape))
+            }
+        }
+        if let bestWeights {
+            for t in network.tensors {
+                file.append(Self.bestWeightsPrefix + t.name, SafeTensors.Tensor(floats: Array(bestWeights[t.offset..<(t.offset + t.count)]), shape: t.shape))
             }
         }
         let exact = { (value: Double) in String(format: "%.17g", value) }
@@ -33,7 +41,9 @@ struct Checkpoint {
             "tensors_sha256": SHA256.hex(file.dataSection),
             "epoch_loss_sum": exact(state.epochTotals.lossSum), "epoch_correct": exact(state.epochTotals.correct),
             "epoch_seen": "\(state.epochTotals.count)", "epoch_seconds": exact(state.epochSeconds),
-            "best_val_accuracy": exact(state.bestValidationAccuracy),
+            "best_val_accuracy": exact(state.bestValidationAccuracy), "best_val_loss": exact(state.bestValidationLoss),
+            "epochs_without_improvement": "\(state.epochsWithoutImprovement)",
+            "reduction_state": state.reductionState.map(String.init).joined(separator: ","),
         ]) { $1 }
         self.file = file
     }
@@ -63,6 +73,8 @@ struct Checkpoint {
         state = RunState(epoch: try int("epoch"), stepInEpoch: try int("step"), globalStep: try int("global_step"),
                          epochTotals: Totals(lossSum: try double("epoch_loss_sum"), correct: try double("epoch_correct"), count: try int("epoch_seen")),
                          epochSeconds: try double("epoch_seconds"), bestValidationAccuracy: try double("best_val_accuracy"),
+                         bestValidationLoss: try double("best_val_loss"), epochsWithoutImprovement: try int("epochs_without_improvement"),
+                         reductionState: (meta["reduction_state"] ?? "").split(separator: ",").compactMap { Int($0) },
                          runID: meta["run_id"] ?? "")
     }
 
@@ -93,7 +105,7 @@ struct Checkpoint {
         guard kind == optimizer.kind else {
             throw TrainingError("\(path): was trained with the \(kind) optimizer, not \(optimizer.kind)")
         }
-        let savedState = Set(file.tensors.map(\.name).filter { $0.hasPrefix("optimizer/") }.map { String($0.split(separator: "/").last!) })
+        let savedState = Set(file.tensors.map(\.name).filter { $0.hasPrefix(Self.optimizerPrefix) }.map { String($0.split(separator: "/").last!) })
         guard savedState == Set(optimizer.state.map(\.name)) else {
             throw TrainingError("\(path): holds the state of \(Self.describe(saved: file.metadata)); it cannot resume with \(Self.describe(optimizer))")
         }
@@ -114,7 +126,8 @@ struct Checkpoint {
     }
 
     /// `optimizer/<tensor>/<state>`, e.g. `optimizer/conv2d/kernel/velocity`.
-    static func stateName(_ tensor: ParameterTensor, _ state: String) -> String { "optimizer/\(tensor.name)/\(state)" }
+    static func stateName(_ tensor: ParameterTensor, _ state: String) -> String { "\(optimizerPrefix)\(tensor.name)/\(state)" }
+    static let optimizerPrefix = "optimizer/"
 
     /// Fills every state buffer of `optimizer` from the tensors of the same names.
     func restore(into network: Network, optimizer: any Optimizer) throws {
@@ -129,6 +142,16 @@ struct Checkpoint {
             }
         }
         optimizer.iterations = file.metadata["optimizer_iterations"].flatMap(Int.init) ?? state.globalStep
+    }
+
+    /// Early stopping's best weights, when the checkpoint has them.
+    func bestWeights(for network: Network) -> [Float]? {
+        var weights = [Float](repeating: 0, count: network.parameterCount)
+        for t in network.tensors {
+            guard let values = file[Self.bestWeightsPrefix + t.name]?.floats, values.count == t.count else { return nil }
+            weights.replaceSubrange(t.offset..<(t.offset + t.count), with: values)
+        }
+        return weights
     }
 
     /// Rank 0 only. Atomic; then prunes all but the newest `keep` numbered checkpoints of this

@@ -75,9 +75,12 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var imagesPerSecond: Double
     /// Time this epoch spent in the gradient allreduce (rank 0's view, waiting included).
     public var allreduceSeconds: Double
+    /// The learning rate of each of the epoch's steps, in order.
+    public var learningRates: [Double]
 
     enum CodingKeys: String, CodingKey {
         case epoch, loss, accuracy, steps, seconds
+        case learningRates = "learning_rates"
         case valLoss = "val_loss", valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second"
         case allreduceSeconds = "allreduce_seconds"
     }
@@ -99,6 +102,9 @@ public struct RunSummary: Codable, Sendable {
     public var dataFingerprint: String
     public var config: TrainingConfig
     public var optimizer: String
+    /// The base learning rate after scaling for the global batch (`config.batchSize`).
+    public var learningRate: Double
+    public var stoppedEarly: Bool
     /// Settings a resume changed (empty for an uninterrupted run).
     public var resumeChanges: [SettingChange]
 
@@ -107,5 +113,6 @@ public struct RunSummary: Codable, Sendable {
         case peakMemoryMB = "peak_memory_mb"
         case testLoss = "test_loss", testAccuracy = "test_accuracy", imagesPerSecond = "images_per_second"
         case dataFingerprint = "data_sha256", resumeChanges = "resume_changes"
+        case learningRate = "learning_rate", stoppedEarly = "stopped_early"
     }
 }

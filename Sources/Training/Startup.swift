@@ -29,6 +29,27 @@ extension Trainer {
         throw AgreedFailure(rank: failingRank, phase: phase, localError: failure)
     }
 
+    /// The workers and the reduction they serve. The float reduction cuts the batch by rank and
+    /// thread; the exact one by fixed micro-shards, so its networks take a shard (and evaluate
+    /// in fixed chunks of at least 50).
+    static func makeReduction(_ config: TrainingConfig, comm: Communicator, parameterCount: Int) throws -> (Workers, any GradientReduction) {
+        let threads = config.threads ?? defaultThreads(localRanks: comm.localSize)
+        switch config.reduction {
+        case .float:
+            let rankBatch = (config.batchSize + comm.size - 1) / comm.size
+            let count = max(1, min(threads, rankBatch))
+            let reduction = FloatReduction(parameterCount: parameterCount, comm: comm)
+            let workers = try Workers(config.architecture, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients)
+            reduction.attach(workers)
+            return (workers, reduction)
+        case .exact:
+            let shards = (config.batchSize + config.shardSize - 1) / config.shardSize
+            let count = max(1, min(threads, (shards + comm.size - 1) / comm.size))
+            let workers = try Workers(config.architecture, count: count, maxBatch: max(config.shardSize, 50), gradients: nil)
+            return (workers, ExactReduction(workers: workers, shardSize: config.shardSize, comm: comm))
+        }
+    }
+
     /// Rank 0's weights, optimizer state and position go to every rank.
     func broadcastState() throws {
         try comm.broadcast(UnsafeMutableRawBufferPointer(network.parameters), root: 0)
@@ -36,7 +57,17 @@ extension Trainer {
         var iterations = [Double(comm.isRoot ? optimizer.iterations : 0)]
         try comm.allreduce(&iterations, .sum)
         optimizer.iterations = Int(iterations[0])
+        state.reductionState = reduction.state
         try state.broadcast(comm)
+        if state.reductionState.count == reduction.state.count { reduction.state = state.reductionState }
+        if config.restoreBestWeights {
+            var present = [Double(comm.isRoot && bestWeights != nil ? 1 : 0)]
+            try comm.allreduce(&present, .sum)
+            guard present[0] > 0 else { return }
+            var weights = bestWeights ?? [Float](repeating: 0, count: network.parameterCount)
+            try comm.broadcast(&weights)
+            bestWeights = weights
+        }
     }
 
     /// Rank 0: a checkpoint, `--init-model`, or a fresh init. Returns the checkpoint's name when
@@ -47,6 +78,8 @@ extension Trainer {
             resumeChanges = try checkpoint.verify(matches: config, optimizer: optimizer, dataFingerprint: data.fingerprint)
             try checkpoint.restore(into: network, optimizer: optimizer)
             state = checkpoint.state
+            if state.reductionState.count == reduction.state.count { reduction.state = state.reductionState }
+            bestWeights = checkpoint.bestWeights(for: network)
             if checkpoint.ranks != comm.size {
                 log("note: the checkpoint was written by \(checkpoint.ranks) ranks and resumes on \(comm.size); the result will match an uninterrupted run only up to floating-point summation order")
             }

@@ -22,44 +22,55 @@ public final class Trainer {
     let data: Dataset
     let trainSet: LabeledImages
     let validationSet: LabeledImages?
-    let reduction: StepReduction
+    let reduction: any GradientReduction
     let workers: Workers
     var network: Network { workers.primary }
     let optimizer: any Optimizer
+    let schedule: Schedule
     let run: RunDirectory
+    /// Early stopping's best weights (with --restore-best-weights), the same on every rank.
+    var bestWeights: [Float]?
     var state = RunState()
     var resumeChanges: [SettingChange] = []
+    /// Early stopping ended the run at the last epoch end.
+    var stoppedEarly = false
+    let log: (String) -> Void
     private var observers: [TrainingObserver] = []
 
     /// Start-up: everything that can fail because of bad input happens here, on every rank,
     /// before any file of the run directory is touched. Ranks agree on the outcome, so a bad
     /// input on one rank ends every rank with its message instead of a hang.
-    public init(config: TrainingConfig, communicator comm: Communicator, log: (String) -> Void) throws {
+    public init(config: TrainingConfig, communicator comm: Communicator, log: @escaping (String) -> Void) throws {
         self.comm = comm
+        self.log = log
         // Parallelism is the workers' (one BLAS thread each), so results do not depend on BLAS's threading.
         BLAS.setThreads(1)
         var failure: Error?
-        var loaded: (TrainingConfig, Dataset, LabeledImages, LabeledImages?)?
+        var loaded: (TrainingConfig, Dataset, LabeledImages, LabeledImages?, Schedule)?
         do {
             var config = config
             let data = try Dataset(directory: config.dataDirectory ?? Dataset.defaultDirectory())
             config.dataDirectory = data.directory
             config.architecture = try config.architecture.fitted(to: data.shape)
+            if let perRank = config.perRankBatch { config.batchSize = perRank * comm.size }
             let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)
             guard config.batchSize >= comm.size else {
                 throw TrainingError("--batch-size: \(config.batchSize) is smaller than the \(comm.size) ranks; every rank needs an example")
             }
-            loaded = (config, data, train, validation)
+            if config.earlyStopping != nil && validation == nil {
+                throw TrainingError("--early-stopping: watches val_loss, so it needs --validation-split")
+            }
+            try config.optimizer.validate()
+            let schedule = try config.schedule(stepsPerEpoch: (train.count + config.batchSize - 1) / config.batchSize, ranks: comm.size)
+            loaded = (config, data, train, validation, schedule)
         } catch {
             failure = error
         }
         try Self.agree(comm, failure, phase: "start-up")
-        (self.config, data, trainSet, validationSet) = loaded!
+        (self.config, data, trainSet, validationSet, schedule) = loaded!
         let parameterCount = try self.config.architecture.parameterCount()
-        reduction = StepReduction(parameterCount: parameterCount)
-        workers = try Workers(self.config.architecture, threads: self.config.threads ?? Self.defaultThreads(localRanks: comm.localSize),
-                              maxRankBatch: (self.config.batchSize + comm.size - 1) / comm.size, gradients: reduction.gradients)
-        optimizer = SGD(momentum: self.config.momentum, parameterCount: parameterCount)
+        (workers, reduction) = try Self.makeReduction(self.config, comm: comm, parameterCount: parameterCount)
+        optimizer = try self.config.optimizer.make(parameterCount: parameterCount)
         run = RunDirectory(path: self.config.runDirectory)
 
         // Rank 0 alone reads model files and checkpoints and writes the run directory.
@@ -88,7 +99,7 @@ public final class Trainer {
     /// Trains to the configured end; rank 0's observers print and write the run directory.
     public func train() throws -> TrainingOutcome {
         var trained = (seconds: 0.0, images: 0)
-        while state.epoch < config.epochs && !reachedMaxSteps {
+        while state.epoch < config.epochs && !reachedMaxSteps && !stoppedEarly {
             let plan = EpochPlan(exampleCount: trainSet.count, globalBatchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
             try notify { try $0.epochStarted(epoch: state.epoch, steps: plan.stepCount) }
             let epochStart = MonotonicClock.now - state.epochSeconds
@@ -110,27 +121,20 @@ public final class Trainer {
 
     /// One step, as llm.c's: gather and forward/backward (in the workers), reduce, update, notify.
     func step(_ batch: ArraySlice<Int32>, stepsInEpoch: Int, epochStart: Double) throws -> StepReport {
-        var timings = StepTimings()
-        let start = MonotonicClock.now
-        let mine = EpochPlan.slice(batch, rank: comm.rank, ranks: comm.size)
-        let (local, gatherSeconds) = workers.computeGradients(mine, from: trainSet, scale: 1 / Float(batch.count))
-        reduction.setLocal(local, stop: StopSignal.isRaised)
-        let reduceStart = MonotonicClock.now
-        try reduction.allreduce(comm)
+        let learningRate = schedule.learningRate(atStep: state.globalStep)
+        var reduced = try reduction.step(batch, from: trainSet, stop: StopSignal.isRaised)
         let updateStart = MonotonicClock.now
-        optimizer.update(network.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: config.learningRate)
+        optimizer.update(network.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: learningRate)
         let end = MonotonicClock.now
-        (timings.data, timings.compute) = (gatherSeconds, reduceStart - start - gatherSeconds)
-        (timings.reduce, timings.update) = (updateStart - reduceStart, end - updateStart)
+        reduced.timings.update = end - updateStart
 
-        let totals = reduction.totals(count: batch.count)
-        state.epochTotals += totals
+        state.epochTotals += reduced.totals
         state.stepInEpoch += 1
         state.globalStep += 1
         state.epochSeconds = end - epochStart
         let report = StepReport(epoch: state.epoch, step: state.stepInEpoch, stepsInEpoch: stepsInEpoch, globalStep: state.globalStep,
-                                batch: totals, epochTotals: state.epochTotals, epochSeconds: state.epochSeconds,
-                                learningRate: Double(config.learningRate), timings: timings, stopRequested: reduction.stopRequested)
+                                batch: reduced.totals, epochTotals: state.epochTotals, epochSeconds: state.epochSeconds,
+                                learningRate: Double(learningRate), timings: reduced.timings, stopRequested: reduced.stopRequested)
         try notify { try $0.stepEnded(report) }
         return report
     }
@@ -140,13 +144,16 @@ public final class Trainer {
     /// with more steps continues the same run.
     private func endEpoch(stepsInEpoch: Int, seconds: Double, reduceSeconds: Double) throws -> EpochMetrics {
         let means = state.epochTotals.means
+        let firstStep = state.globalStep - state.stepInEpoch
         var row = EpochMetrics(epoch: state.epoch, loss: means.loss, accuracy: means.accuracy, steps: state.stepInEpoch, seconds: seconds,
-                               imagesPerSecond: Double(state.epochTotals.count) / max(seconds, 1e-9), allreduceSeconds: reduceSeconds)
+                               imagesPerSecond: Double(state.epochTotals.count) / max(seconds, 1e-9), allreduceSeconds: reduceSeconds,
+                               learningRates: (firstStep..<state.globalStep).map { Double(schedule.learningRate(atStep: $0)) })
+        let finished = state.stepInEpoch == stepsInEpoch
         if let validationSet {
             let validation = try score(validationSet)
             (row.valLoss, row.valAccuracy) = (validation.loss, validation.accuracy)
+            if finished, let patience = config.earlyStopping { watch(validationLoss: validation.loss, patience: patience) }
         }
-        let finished = state.stepInEpoch == stepsInEpoch
         if finished {
             (state.epoch, state.stepInEpoch, state.epochTotals, state.epochSeconds) = (state.epoch + 1, 0, Totals(), 0)
         } else {
@@ -154,6 +161,26 @@ public final class Trainer {
         }
         try notify { try $0.epochEnded(row, finished: finished) }
         return row
+    }
+
+    /// Keras's EarlyStopping(monitor="val_loss", patience, restore_best_weights), step for step.
+    /// Every rank sees the same reduced validation loss, so every rank decides the same.
+    private func watch(validationLoss loss: Double, patience: Int) {
+        if config.restoreBestWeights && bestWeights == nil { bestWeights = Array(network.parameters) }
+        state.epochsWithoutImprovement += 1
+        if loss < state.bestValidationLoss {
+            state.bestValidationLoss = loss
+            if config.restoreBestWeights { bestWeights = Array(network.parameters) }
+            state.epochsWithoutImprovement = 0
+            return
+        }
+        guard state.epochsWithoutImprovement >= patience, state.epoch > 0 else { return }
+        stoppedEarly = true
+        log("Epoch \(state.epoch + 1): early stopping (val_loss has not improved for \(state.epochsWithoutImprovement) epochs)")
+        if config.restoreBestWeights, let best = bestWeights {
+            _ = network.parameters.update(fromContentsOf: best)
+            log("restoring the weights of the best epoch (val_loss \(String(format: "%.4f", state.bestValidationLoss)))")
+        }
     }
 
     private func finish(imagesPerSecond: Double) throws -> RunSummary {
@@ -164,7 +191,8 @@ public final class Trainer {
         let summary = RunSummary(testLoss: test.loss, testAccuracy: test.accuracy, epochs: state.epoch, steps: state.globalStep,
                                  ranks: comm.size, threads: workers.count, seconds: MonotonicClock.now - startTime,
                                  imagesPerSecond: imagesPerSecond, peakMemoryMB: peakMemory[0], dataFingerprint: data.fingerprint,
-                                 config: config, optimizer: Checkpoint.describe(optimizer), resumeChanges: resumeChanges)
+                                 config: config, optimizer: Checkpoint.describe(optimizer), learningRate: Double(schedule.baseRate),
+                                 stoppedEarly: stoppedEarly, resumeChanges: resumeChanges)
         try notify { try $0.runFinished(summary) }
         return summary
     }
@@ -177,18 +205,21 @@ public final class Trainer {
 
     var reachedMaxSteps: Bool { config.maxSteps.map { state.globalStep >= $0 } ?? false }
 
-    /// Mean loss and accuracy over `set`, split over the ranks, summed on all.
+    /// Mean loss and accuracy over `set`, in fixed chunks split over the ranks, summed on all
+    /// (exactly: see `Workers.totals`, so every rank count reports the same figures).
     func score(_ set: LabeledImages) throws -> Totals.Means {
-        let start = set.count * comm.rank / comm.size, end = set.count * (comm.rank + 1) / comm.size
-        let local = workers.totals(of: set, range: start..<end)
+        let size = workers.primary.maxBatch
+        let chunks = (set.count + size - 1) / size
+        let local = workers.totals(of: set, chunks: Workers.part(comm.rank, of: 0..<chunks, parts: comm.size), size: size)
         var sums = [local.lossSum, local.correct]
         try comm.allreduce(&sums, .sum)
         return Totals(lossSum: sums[0], correct: sums[1], count: set.count).means
     }
 
     func writeCheckpoint(best: Bool = false) throws -> String {
-        let checkpoint = try Checkpoint(network: network, optimizer: optimizer, config: config, dataFingerprint: data.fingerprint,
-                                        state: state, ranks: comm.size)
+        state.reductionState = reduction.state
+        let checkpoint = try Checkpoint(network: network, optimizer: optimizer, bestWeights: bestWeights, config: config,
+                                        dataFingerprint: data.fingerprint, state: state, ranks: comm.size)
         return try checkpoint.write(in: run, best: best, keep: config.keep)
     }
 }

@@ -8,9 +8,30 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// nil: the embedded MNIST, wherever the binary runs from (`Dataset.defaultDirectory`).
     public var dataDirectory: String?
     public var epochs = 5
+    /// The global batch. With `perRankBatch` it is set at start-up to perRankBatch × ranks.
     public var batchSize = 100
-    public var learningRate: Float = 0.01
-    public var momentum: Float = 0
+    /// Weak scaling: a fixed batch per rank (Horovod's convention) instead of a fixed global batch.
+    public var perRankBatch: Int?
+    /// The base learning rate; nil: the optimizer's Keras default (0.01 for SGD, 0.001 others).
+    public var learningRate: Float?
+    /// With `perRankBatch`: how the base rate follows the global batch (reference: one rank).
+    public var lrScaling = LearningRateScaling.none
+    public var optimizer = OptimizerSettings(kind: .sgd)
+    public var lrSchedule = Schedule.Kind.constant
+    public var warmupEpochs = 0.0
+    public var lrStepFactor = 0.1
+    /// nil: `Schedule.defaultStepEpochs`.
+    public var lrStepEpochs: [Int]?
+    public var lrDecayRate = 0.9
+    public var lrAlpha = 0.0
+    /// Keras EarlyStopping on val_loss: stop after this many epochs without improvement.
+    public var earlyStopping: Int?
+    /// With early stopping: end with the weights of the best epoch (Keras's restore_best_weights).
+    public var restoreBestWeights = false
+    public var reduction = ReductionKind.exact
+    /// Examples per micro-shard of the exact reduction: the unit whose gradient is computed
+    /// whole by one worker, so the result is the same at any rank and thread count.
+    public var shardSize = 10
     public var seed: UInt64 = 1
     public var validationSplit = 0.0
     public var maxSteps: Int?
@@ -29,12 +50,30 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The learning rate given, or the optimizer's default.
+    public var baseLearningRate: Float { learningRate ?? optimizer.kind.defaultLearningRate }
+
+    /// The schedule of a run with `stepsPerEpoch` steps per epoch, from the base rate scaled
+    /// for the global batch (weak scaling); throws the first bad setting.
+    func schedule(stepsPerEpoch: Int, ranks: Int) throws -> Schedule {
+        let rate = perRankBatch == nil ? baseLearningRate : lrScaling.scaled(baseLearningRate, ranks: ranks)
+        var schedule = Schedule(kind: lrSchedule, baseRate: rate, stepsPerEpoch: stepsPerEpoch, epochs: epochs, warmupEpochs: warmupEpochs)
+        schedule.stepFactor = lrStepFactor
+        if let lrStepEpochs { schedule.stepEpochs = lrStepEpochs }
+        schedule.decayRate = lrDecayRate
+        schedule.cosineAlpha = lrAlpha
+        try schedule.validate()
+        return schedule
+    }
+
     /// The settings as the flags that set them. Those that fix which examples each step sees
     /// cannot change on resume; the others may (that is how runs are extended or fine-tuned),
     /// and a resume reports each change.
     var settings: [(flag: String, value: String, fixesOrder: Bool)] {
         [("--batch-size", "\(batchSize)", true), ("--seed", "\(seed)", true), ("--validation-split", "\(validationSplit)", true),
-         ("--lr", "\(learningRate)", false), ("--epochs", "\(epochs)", false), ("--max-steps", maxSteps.map { "\($0)" } ?? "none", false),
+         ("--lr", "\(baseLearningRate)", false), ("--lr-schedule", lrSchedule.rawValue, false), ("--warmup-epochs", "\(warmupEpochs)", false),
+         ("--reduction", reduction.rawValue, false), ("--shard-size", "\(shardSize)", false),
+         ("--early-stopping", earlyStopping.map { "\($0)" } ?? "none", false), ("--epochs", "\(epochs)", false), ("--max-steps", maxSteps.map { "\($0)" } ?? "none", false),
          ("--checkpoint-every", "\(checkpointEvery)", false), ("--keep", "\(keep)", false), ("--save-best", "\(saveBest)", false)]
     }
 }

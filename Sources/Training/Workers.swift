@@ -2,26 +2,25 @@ import Datasets
 import NN
 
 /// The threads of one rank: each has a replica of the network (shared weights, its own
-/// activations and gradients) and takes a contiguous part of the rank's slice, running
-/// single-threaded BLAS. Splitting the batch keeps every kernel parallel (im2col, pooling,
-/// GEMMs), where a threaded BLAS would parallelise only the GEMMs, and small ones poorly.
+/// activations and gradients) and runs single-threaded BLAS on its own examples. Splitting the
+/// batch keeps every kernel parallel (im2col, pooling, GEMMs), where a threaded BLAS would
+/// parallelise only the GEMMs, and small ones poorly.
 final class Workers {
     let replicas: [Network]
     private let inputs: [UnsafeMutablePointer<Float>]
     private let labels: [UnsafeMutablePointer<Int32>]
     private let results: UnsafeMutablePointer<Totals>
-    /// Seconds worker 0 spent gathering its examples in the last call.
+    /// Seconds worker 0 spent gathering its examples in the last `computeGradients`.
     private var gatherSeconds = 0.0
     private let team: ThreadTeam
     var primary: Network { replicas[0] }
     var count: Int { replicas.count }
 
-    /// `gradients`: where the summed gradient of every call lands (the step's reduction buffer).
-    init(_ architecture: Architecture, threads: Int, maxRankBatch: Int, gradients: UnsafeMutableBufferPointer<Float>) throws {
-        let count = max(1, min(threads, maxRankBatch))
-        let perWorker = (maxRankBatch + count - 1) / count
-        let primary = try Network(architecture, maxBatch: perWorker, gradients: gradients)
-        replicas = try [primary] + (1..<count).map { _ in try Network(architecture, maxBatch: perWorker, sharingWeightsWith: primary) }
+    /// `count` workers whose networks take up to `maxBatch` examples at once. `gradients`: where
+    /// the primary writes (and `computeGradients` leaves the sum); nil gives it its own buffer.
+    init(_ architecture: Architecture, count: Int, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>?) throws {
+        let primary = try Network(architecture, maxBatch: maxBatch, gradients: gradients)
+        replicas = try [primary] + (1..<max(count, 1)).map { _ in try Network(architecture, maxBatch: maxBatch, sharingWeightsWith: primary) }
         inputs = replicas.map { .allocate(capacity: $0.maxBatch * $0.inputCount) }
         labels = replicas.map { .allocate(capacity: $0.maxBatch) }
         team = ThreadTeam(size: replicas.count)
@@ -35,21 +34,20 @@ final class Workers {
         results.deallocate()
     }
 
-    /// Rows of `total` for worker `i`, contiguous, sizes differing by at most one.
-    private func part(_ i: Int, of total: Int) -> Range<Int> {
-        (total * i / replicas.count)..<(total * (i + 1) / replicas.count)
+    /// Part `i` of `parts` of `range`: contiguous, sizes differing by at most one.
+    static func part(_ i: Int, of range: Range<Int>, parts: Int) -> Range<Int> {
+        (range.lowerBound + range.count * i / parts)..<(range.lowerBound + range.count * (i + 1) / parts)
     }
 
-    /// Gradient of Σ loss · `scale` over `examples`, left in the primary's `gradients`; also
-    /// the seconds worker 0 spent gathering data (the rest of the call is compute).
+    /// Gradient of Σ loss · `scale` over `examples`, each worker on a contiguous part, summed
+    /// into the primary's `gradients`; also the seconds worker 0 spent gathering data.
     func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float) -> (Totals, gatherSeconds: Double) {
-        let result = runAll { i, network, x, y in
-            let range = self.part(i, of: examples.count)
-            let mine = examples[(examples.startIndex + range.lowerBound)..<(examples.startIndex + range.upperBound)]
+        let result = run { i, network, x, y in
+            let range = Self.part(i, of: examples.indices, parts: self.count)
             let start = i == 0 ? MonotonicClock.now : 0
-            set.gather(mine, into: x, labels: y)
+            set.gather(examples[range], into: x, labels: y)
             if i == 0 { self.gatherSeconds = MonotonicClock.now - start }
-            return network.computeGradients(x, labels: y, batch: mine.count, gradientScale: scale)
+            return network.computeGradients(x, labels: y, batch: range.count, gradientScale: scale)
         }
         let sum = primary.gradients
         for replica in replicas.dropFirst() {
@@ -59,17 +57,26 @@ final class Workers {
         return (result, gatherSeconds)
     }
 
-    /// Summed loss and correct count over examples `range` of `set`, split over the workers.
-    func totals(of set: LabeledImages, range: Range<Int>) -> Totals {
-        runAll { i, network, x, y in
-            let mine = self.part(i, of: range.count)
-            return network.totals(of: set, range: (range.lowerBound + mine.lowerBound)..<(range.lowerBound + mine.upperBound), x: x, y: y)
+    /// Totals over the fixed chunks `chunks` of `set` (chunk c is examples c·size ..< (c+1)·size).
+    /// Each chunk's loss sum is rounded to a multiple of 2^-32, so the double sums are exact and
+    /// the result is the same however the chunks are spread over workers and ranks.
+    func totals(of set: LabeledImages, chunks: Range<Int>, size: Int) -> Totals {
+        run { i, network, x, y in
+            var total = Totals()
+            for chunk in Self.part(i, of: chunks, parts: self.count) {
+                let range = (chunk * size)..<min((chunk + 1) * size, set.count)
+                set.gather(range, into: x, labels: y)
+                var totals = network.totals(x, labels: y, batch: range.count)
+                totals.lossSum = (totals.lossSum * 4_294_967_296).rounded() / 4_294_967_296
+                total += totals
+            }
+            return total
         }
     }
 
     /// Runs `body` for every worker, in parallel when there are several, and sums the results.
     /// Nothing here allocates: the step loop calls it every step.
-    private func runAll(_ body: (Int, Network, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Totals) -> Totals {
+    func run(_ body: (Int, Network, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Totals) -> Totals {
         if replicas.count == 1 { return body(0, replicas[0], inputs[0], labels[0]) }
         team.run { i in results[i] = body(i, replicas[i], inputs[i], labels[i]) }
         var total = Totals()

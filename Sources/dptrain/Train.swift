@@ -9,10 +9,9 @@ struct Train: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var optimizer: OptimizerOptions
+    @OptionGroup var scaling: ScalingOptions
     @Option(help: "Epochs to train.") var epochs = defaults.epochs
-    @Option(help: "Global batch size, split over the ranks.") var batchSize = defaults.batchSize
-    @Option(help: "SGD learning rate.") var lr = defaults.learningRate
-    @Option(help: "SGD momentum (Keras semantics).") var momentum = defaults.momentum
     @Option(help: "Seed for the initial weights and the shuffles.") var seed = defaults.seed
     @Option(help: "Fraction of the training set held out (the last part, as in Keras).") var validationSplit = defaults.validationSplit
     @Option(help: "Output directory (default runs/<timestamp>).") var runDir: String?
@@ -23,13 +22,14 @@ struct Train: ParsableCommand {
     @Option(help: "Numbered checkpoints kept.") var keep = defaults.keep
     @Flag(help: "Also keep checkpoints/best.safetensors, the best by validation accuracy.") var saveBest = defaults.saveBest
     @Option(help: "'auto' (newest good checkpoint in the run directory, else a fresh start) or a checkpoint file.") var resume: String?
+    @Option(help: "Stop when val_loss has not improved for this many epochs (Keras EarlyStopping; needs --validation-split).") var earlyStopping: Int?
+    @Flag(help: "With --early-stopping: end with the weights of the best epoch.") var restoreBestWeights = false
     @Flag(help: "Start afresh in a run directory that holds an earlier run's checkpoints, deleting them (without it such a directory is refused).") var overwrite = false
 
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs: must be at least 1, got \(epochs)") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size: must be at least 1, got \(batchSize)") }
-        guard lr > 0, lr.isFinite else { throw ValidationError("--lr: must be a positive number, got \(lr)") }
-        guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum: must be in [0, 1), got \(momentum)") }
+        if let earlyStopping, earlyStopping < 0 { throw ValidationError("--early-stopping: must be 0 or more, got \(earlyStopping)") }
+        if restoreBestWeights && earlyStopping == nil { throw ValidationError("--restore-best-weights: applies with --early-stopping only") }
         guard validationSplit >= 0, validationSplit < 1 else {
             throw ValidationError("--validation-split: must be in [0, 1), got \(validationSplit)")
         }
@@ -44,10 +44,11 @@ struct Train: ParsableCommand {
         var config = TrainingConfig()
         config.architecture = try model.layers()
         config.dataDirectory = data.dataDir
+        optimizer.apply(to: &config)
+        scaling.apply(to: &config)
         config.epochs = epochs
-        config.batchSize = batchSize
-        config.learningRate = lr
-        config.momentum = momentum
+        config.earlyStopping = earlyStopping
+        config.restoreBestWeights = restoreBestWeights
         config.seed = seed
         config.validationSplit = validationSplit
         config.maxSteps = maxSteps

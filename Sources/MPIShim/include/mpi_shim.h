@@ -5,6 +5,7 @@
 #define DPTRAIN_MPI_SHIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /// Reduction operations for dpt_allreduce_doubles.
 enum dpt_op { DPT_SUM = 0, DPT_MAX = 1, DPT_MIN = 2 };
@@ -17,12 +18,12 @@ int dpt_finalize(void);
 int dpt_is_active(void);
 
 int dpt_allreduce_floats(float *buffer, size_t count);
+/// In-place sum modulo 2^32 (two's-complement values sum exactly when the total fits).
+int dpt_allreduce_uint32s(uint32_t *buffer, size_t count);
 int dpt_allreduce_doubles(double *buffer, int count, enum dpt_op op);
 int dpt_broadcast(void *buffer, size_t bytes, int root);
-int dpt_barrier(void);
 /// Ends every rank of the job; does not return.
 void dpt_abort(int code);
-double dpt_wtime(void);
 /// Writes MPI's text for an error code into `out` (NUL-terminated).
 void dpt_error_string(int code, char *out, int capacity);
 

@@ -1,0 +1,195 @@
+import Collectives
+import Datasets
+import NN
+
+/// The exact reduction: the gradient of a global batch is defined on fixed micro-shards of
+/// `shardSize` examples (shard j is examples j·S ..< (j+1)·S of the batch), each computed whole
+/// by one worker, rounded to fixed point and summed as integers. Integer sums are exact and
+/// associative, so the result does not depend on how the shards are spread over threads and
+/// ranks, nor on the order MPI adds them: the same bits at any rank and thread count.
+///
+/// The payload stays 32 bits wide, as narrow as the floats it replaces: each tensor has its own
+/// scale 2^k, chosen from the largest shard gradient of the step before so that the sum of
+/// every shard fits an Int32 with a bit of headroom. A shard that would not fit sets an
+/// overflow flag and the step is reduced again with the scales this step's values call for
+/// (rare: the first step, or a gradient that doubles in one step). The payload also carries,
+/// per tensor, a count of shards by the exponent of their largest value (a sum of one-hots, so
+/// its top bucket is the global maximum: a max carried by a sum), the loss in 21-bit chunks of a
+/// 2^-32 fixed point, the correct count, and the stop and overflow flags.
+final class ExactReduction: GradientReduction {
+    static let buckets = 128
+    /// Bucket 0 holds exponents at or below this (values under 2^-100 round to zero anyway).
+    static let lowestExponent = -100
+    /// Values at or above 2^(lowest + buckets) are not finite or absurdly large: the run diverged.
+    private enum Slot: Int, CaseIterable { case loss0, loss1, loss2, correct, stop, overflow }
+
+    let shardSize: Int
+    let gradients: UnsafeMutableBufferPointer<Float>
+    /// Per tensor: the scale exponent k (values are stored as round(g · 2^k)).
+    var state: [Int]
+    private let tensors: [ParameterTensor]
+    private let parameterCount: Int
+    private let payload: UnsafeMutableBufferPointer<Int32>
+    private let workers: Workers
+    private let comm: Communicator
+    /// One payload-sized accumulator per worker, and its loss sum in 2^-32 units.
+    private let accumulators: [UnsafeMutableBufferPointer<Int32>]
+    private let workerLoss: UnsafeMutablePointer<Int64>
+    private let workerGather: UnsafeMutablePointer<Double>
+
+    init(workers: Workers, shardSize: Int, comm: Communicator) {
+        self.workers = workers
+        self.shardSize = shardSize
+        self.comm = comm
+        tensors = workers.primary.tensors
+        parameterCount = workers.primary.parameterCount
+        let size = parameterCount + tensors.count * Self.buckets + Slot.allCases.count
+        payload = .allocate(capacity: size)
+        payload.initialize(repeating: 0)
+        accumulators = (0..<workers.count).map { _ in
+            let buffer = UnsafeMutableBufferPointer<Int32>.allocate(capacity: size)
+            buffer.initialize(repeating: 0)
+            return buffer
+        }
+        workerLoss = .allocate(capacity: workers.count)
+        workerGather = .allocate(capacity: workers.count)
+        gradients = .allocate(capacity: parameterCount)
+        gradients.initialize(repeating: 0)
+        state = tensors.map { _ in Self.scale(maxExponent: 0, shards: 1) }
+    }
+
+    deinit {
+        payload.deallocate()
+        accumulators.forEach { $0.deallocate() }
+        workerLoss.deallocate()
+        workerGather.deallocate()
+        gradients.deallocate()
+    }
+
+    /// Bits reserved for adding up `shards` values.
+    static func sumBits(_ shards: Int) -> Int { Int.bitWidth - max(shards - 1, 0).leadingZeroBitCount }
+
+    /// The scale exponent k for values below 2^(maxExponent+1) summed over `shards`, with one
+    /// bit of headroom: |round(g·2^k)| ≤ 2^(29−sumBits), so the total stays below 2^30.
+    /// Capped so that 2^k and 2^−k stay normal floats.
+    static func scale(maxExponent: Int, shards: Int) -> Int { min(28 - sumBits(shards) - maxExponent, 126) }
+
+    func step(_ batch: ArraySlice<Int32>, from set: LabeledImages, stop: Bool) throws -> ReducedStep {
+        var timings = StepTimings()
+        let start = MonotonicClock.now
+        let shardCount = (batch.count + shardSize - 1) / shardSize
+        let mine = (shardCount * comm.rank / comm.size)..<(shardCount * (comm.rank + 1) / comm.size)
+        var reduceSeconds = 0.0
+        while true {
+            computeShards(mine, of: batch, shardCount: shardCount, from: set)
+            combineWorkers(stop: stop)
+            let reduceStart = MonotonicClock.now
+            try comm.allreduceSum(payload)
+            reduceSeconds += MonotonicClock.now - reduceStart
+            let maxExponents = try globalMaxExponents()
+            let next = zip(maxExponents, state).map { exponent, k in exponent.map { Self.scale(maxExponent: $0, shards: shardCount) } ?? k }
+            if slot(.overflow) == 0 {
+                dequantize()
+                state = next
+                break
+            }
+            state = next  // this step's own maxima: the second pass fits by construction
+        }
+        timings.data = workerGather[0]
+        timings.reduce = reduceSeconds
+        timings.compute = MonotonicClock.now - start - reduceSeconds - timings.data
+        let loss = Int64(slot(.loss0)) + Int64(slot(.loss1)) << 21 + Int64(slot(.loss2)) << 42
+        let totals = Totals(lossSum: Double(loss) / 4_294_967_296, correct: Double(slot(.correct)), count: batch.count)
+        return ReducedStep(totals: totals, stopRequested: slot(.stop) > 0, timings: timings)
+    }
+
+    private func slot(_ s: Slot) -> Int32 { payload[payload.count - Slot.allCases.count + s.rawValue] }
+
+    /// Every worker computes its shards whole and adds them, in fixed point, to its accumulator.
+    private func computeShards(_ mine: Range<Int>, of batch: ArraySlice<Int32>, shardCount: Int, from set: LabeledImages) {
+        let scale = 1 / Float(batch.count)
+        let sumBits = Self.sumBits(shardCount)
+        let scales = state
+        _ = workers.run { w, network, x, y in
+            let accumulator = self.accumulators[w]
+            accumulator.update(repeating: 0)
+            var loss: Int64 = 0
+            var gather = 0.0
+            for shard in Workers.part(w, of: mine, parts: self.workers.count) {
+                let begin = batch.startIndex + shard * self.shardSize
+                let examples = batch[begin..<min(begin + self.shardSize, batch.endIndex)]
+                let gatherStart = MonotonicClock.now
+                set.gather(examples, into: x, labels: y)
+                gather += MonotonicClock.now - gatherStart
+                let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale)
+                loss += Int64((totals.lossSum * 4_294_967_296).rounded())
+                self.add(network.gradients, into: accumulator, scales: scales, sumBits: sumBits)
+                accumulator[accumulator.count - Slot.allCases.count + Slot.correct.rawValue] &+= Int32(totals.correct)
+            }
+            self.workerLoss[w] = loss
+            self.workerGather[w] = gather
+            return Totals()
+        }
+    }
+
+    /// Adds round(g·2^k) of each tensor to the accumulator, counts the shard's largest exponent
+    /// per tensor, and flags a value too large for the scale.
+    private func add(_ g: UnsafeMutableBufferPointer<Float>, into accumulator: UnsafeMutableBufferPointer<Int32>, scales: [Int], sumBits: Int) {
+        let histogram = parameterCount
+        let overflowSlot = accumulator.count - Slot.allCases.count + Slot.overflow.rawValue
+        for (t, tensor) in tensors.enumerated() {
+            let k = scales[t]
+            let factor = Float(sign: .plus, exponent: k, significand: 1)
+            var largest: Float = 0
+            for i in tensor.offset..<(tensor.offset + tensor.count) { largest = max(largest, abs(g[i])) }
+            guard largest > 0 else { continue }
+            let exponent = largest.isFinite ? Int(largest.exponent) : Int.max
+            let bucket = min(max(exponent - Self.lowestExponent, 0), Self.buckets - 1)
+            accumulator[histogram + t * Self.buckets + bucket] &+= 1
+            // |round(g·2^k)| ≤ 2^(e+1+k) must stay within 2^(30−sumBits).
+            guard exponent < Self.lowestExponent + Self.buckets - 1, exponent + 1 + k <= 30 - sumBits else {
+                accumulator[overflowSlot] = 1
+                continue
+            }
+            for i in tensor.offset..<(tensor.offset + tensor.count) {
+                accumulator[i] &+= Int32((g[i] * factor).rounded(.toNearestOrEven))
+            }
+        }
+    }
+
+    /// The rank's payload: the workers' accumulators summed (integers: any order), the loss in
+    /// three 21-bit chunks (each sums over up to 1,024 ranks without overflow), the stop flag.
+    private func combineWorkers(stop: Bool) {
+        payload.update(repeating: 0)
+        for accumulator in accumulators {
+            for i in 0..<payload.count { payload[i] &+= accumulator[i] }
+        }
+        var loss: Int64 = 0
+        for w in 0..<workers.count { loss += workerLoss[w] }
+        let base = payload.count - Slot.allCases.count
+        payload[base + Slot.loss0.rawValue] = Int32(loss & 0x1F_FFFF)
+        payload[base + Slot.loss1.rawValue] = Int32((loss >> 21) & 0x1F_FFFF)
+        payload[base + Slot.loss2.rawValue] = Int32(loss >> 42)
+        payload[base + Slot.stop.rawValue] = stop ? 1 : 0
+        payload[base + Slot.overflow.rawValue] = min(payload[base + Slot.overflow.rawValue], 1)
+    }
+
+    /// Per tensor, the largest exponent any shard had this step (nil: every shard was zero).
+    private func globalMaxExponents() throws -> [Int?] {
+        try tensors.indices.map { t in
+            let counts = payload.baseAddress! + parameterCount + t * Self.buckets
+            guard let top = (0..<Self.buckets).last(where: { counts[$0] != 0 }) else { return nil }
+            guard top < Self.buckets - 1 else {
+                throw TrainingError("the gradient of \(tensors[t].name) is not finite or beyond 2^\(Self.lowestExponent + Self.buckets - 1): the run diverged (lower --lr)")
+            }
+            return Self.lowestExponent + top
+        }
+    }
+
+    private func dequantize() {
+        for (t, tensor) in tensors.enumerated() {
+            let unit = Float(sign: .plus, exponent: -state[t], significand: 1)
+            for i in tensor.offset..<(tensor.offset + tensor.count) { gradients[i] = Float(payload[i]) * unit }
+        }
+    }
+}

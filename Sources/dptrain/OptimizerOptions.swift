@@ -1,0 +1,115 @@
+import ArgumentParser
+import NN
+import Training
+
+extension OptimizerKind: ExpressibleByArgument {}
+extension Schedule.Kind: ExpressibleByArgument {}
+extension LearningRateScaling: ExpressibleByArgument {}
+extension ReductionKind: ExpressibleByArgument {}
+
+/// The update rule, its learning rate and schedule: Keras's optimizers under their names and
+/// defaults. A flag the chosen optimizer does not use is refused rather than ignored.
+struct OptimizerOptions: ParsableArguments {
+    private static let defaults = TrainingConfig()
+
+    @Option(help: "The update rule, with Keras's defaults.")
+    var optimizer = defaults.optimizer.kind
+    @Option(help: "Base learning rate (default: Keras's, 0.01 for sgd, 0.001 for the others).")
+    var lr: Float?
+    @Option(help: "sgd and rmsprop: momentum (Keras semantics; default 0).")
+    var momentum: Double?
+    @Flag(help: "sgd: Nesterov momentum.")
+    var nesterov = false
+    @Option(help: "adam, adamw: decay of the first moment (default 0.9).")
+    var beta1: Double?
+    @Option(help: "adam, adamw: decay of the second moment (default 0.999).")
+    var beta2: Double?
+    @Option(help: "adam, adamw, rmsprop: added to the root (default 1e-7, Keras's).")
+    var epsilon: Double?
+    @Option(help: "Decoupled weight decay, w -= lr·wd·w before each update (default 0; 0.004 for adamw).")
+    var weightDecay: Double?
+    @Option(help: "rmsprop: decay of the mean square (default 0.9).")
+    var rho: Double?
+    @Flag(help: "rmsprop: centered (divide by the variance).")
+    var centered = false
+
+    @Option(help: "Learning-rate schedule over the global step.")
+    var lrSchedule = defaults.lrSchedule
+    @Option(help: "Linear warm-up over this many epochs (by step; fractions allowed). Recommended with --lr-scaling linear.")
+    var warmupEpochs = defaults.warmupEpochs
+    @Option(help: "step: the factor at each step epoch.")
+    var lrStepFactor = defaults.lrStepFactor
+    @Option(help: "step: the 0-based epochs at whose start the rate drops, e.g. 2,3 (default: half and three quarters of --epochs).")
+    var lrStepEpochs: ListArgument<Int>?
+    @Option(help: "exponential: the factor per epoch.")
+    var lrDecayRate = defaults.lrDecayRate
+    @Option(help: "cosine: the final rate as a fraction of the base.")
+    var lrAlpha = defaults.lrAlpha
+
+    func validate() throws {
+        let given: [(String, Bool)] = [("--momentum", momentum != nil), ("--nesterov", nesterov), ("--beta1", beta1 != nil),
+                                       ("--beta2", beta2 != nil), ("--epsilon", epsilon != nil), ("--rho", rho != nil), ("--centered", centered)]
+        for (flag, present) in given where present && !optimizer.flags.contains(flag) {
+            throw ValidationError("\(flag): does not apply to --optimizer \(optimizer.rawValue) (it takes \(optimizer.flags.joined(separator: ", ")))")
+        }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr: must be a positive number, got \(lr)") }
+        do { try settings().validate() } catch let error as InvalidSetting { throw ValidationError(error.description) }
+    }
+
+    /// Keras's defaults for the kind, with the flags given laid over them.
+    func settings() -> OptimizerSettings {
+        var settings = OptimizerSettings(kind: optimizer)
+        if let momentum { settings.momentum = momentum }
+        settings.nesterov = nesterov
+        if let beta1 { settings.beta1 = beta1 }
+        if let beta2 { settings.beta2 = beta2 }
+        if let epsilon { settings.epsilon = epsilon }
+        if let weightDecay { settings.weightDecay = weightDecay }
+        if let rho { settings.rho = rho }
+        settings.centered = centered
+        return settings
+    }
+
+    func apply(to config: inout TrainingConfig) {
+        config.optimizer = settings()
+        config.learningRate = lr
+        config.lrSchedule = lrSchedule
+        config.warmupEpochs = warmupEpochs
+        config.lrStepFactor = lrStepFactor
+        config.lrStepEpochs = lrStepEpochs?.values
+        config.lrDecayRate = lrDecayRate
+        config.lrAlpha = lrAlpha
+    }
+}
+
+/// How the batch and its gradient are spread over the ranks.
+struct ScalingOptions: ParsableArguments {
+    private static let defaults = TrainingConfig()
+
+    @Option(help: "Global batch size, split over the ranks.")
+    var batchSize: Int?
+    @Option(help: "Weak scaling: this batch on every rank (global batch = it × ranks), instead of --batch-size.")
+    var perRankBatch: Int?
+    @Option(help: "With --per-rank-batch: scale the base rate with the ranks (linear, as Goyal et al. and Horovod; use --warmup-epochs with it).")
+    var lrScaling: LearningRateScaling?
+    @Option(help: "How gradients are combined: exact (fixed micro-shards summed in fixed point: the same bits at any rank and thread count) or float.")
+    var reduction = defaults.reduction
+    @Option(help: "exact: examples per micro-shard (the unit one worker computes whole).")
+    var shardSize = defaults.shardSize
+
+    func validate() throws {
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size: must be at least 1, got \(batchSize)") }
+        if let perRankBatch, perRankBatch < 1 { throw ValidationError("--per-rank-batch: must be at least 1, got \(perRankBatch)") }
+        if batchSize != nil && perRankBatch != nil { throw ValidationError("--per-rank-batch: give it or --batch-size, not both") }
+        if lrScaling != nil && perRankBatch == nil { throw ValidationError("--lr-scaling: applies with --per-rank-batch only") }
+        guard shardSize >= 1 else { throw ValidationError("--shard-size: must be at least 1, got \(shardSize)") }
+    }
+
+    func apply(to config: inout TrainingConfig) {
+        if let batchSize { config.batchSize = batchSize }
+        config.perRankBatch = perRankBatch
+        config.lrScaling = lrScaling ?? (perRankBatch == nil ? .none : .linear)
+        config.reduction = reduction
+        config.shardSize = shardSize
+    }
+}

@@ -81,7 +81,9 @@ extension Trainer {
             if state.reductionState.count == reduction.state.count { reduction.state = state.reductionState }
             bestWeights = checkpoint.bestWeights(for: network)
             if checkpoint.ranks != comm.size {
-                log("note: the checkpoint was written by \(checkpoint.ranks) ranks and resumes on \(comm.size); the result will match an uninterrupted run only up to floating-point summation order")
+                let match = config.reduction == .exact ? "the exact reduction gives the same bits as an uninterrupted run"
+                    : "the result will match an uninterrupted run only up to floating-point summation order"
+                log("note: the checkpoint was written by \(checkpoint.ranks) ranks and resumes on \(comm.size); \(match)")
             }
             return checkpoint.name
         }

@@ -39,6 +39,13 @@ struct CommandLineTests {
         (["--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist"),
         (["--init-model", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["--resume", "/nonexistent/ckpt.safetensors"], "/nonexistent/ckpt.safetensors"),
+        (["--beta1", "0.5"], "--beta1: does not apply to --optimizer sgd"),
+        (["--optimizer", "adam", "--beta2", "1"], "--beta2: must be in [0, 1)"),
+        (["--optimizer", "nadam"], "--optimizer"),
+        (["--lr-scaling", "linear"], "--lr-scaling: applies with --per-rank-batch only"),
+        (["--early-stopping", "2"], "--early-stopping: watches val_loss"),
+        (["--warmup-epochs", "9"], "--warmup-epochs"),
+        (["--shard-size", "0"], "--shard-size"),
     ])
     func badInputGivesOneLine(arguments: [String], named: String) throws {
         let runDir = Repo.scratch("bad-input")

@@ -28,29 +28,26 @@ int dpt_is_active(void) {
     return initialized && !finalized;
 }
 
-int dpt_allreduce_floats(float *buffer, size_t count) {
-    // MPI counts are ints: reduce in chunks so any buffer size works.
+// MPI counts are ints: reduce in chunks so any buffer size works.
+static int allreduce_sum_chunked(char *buffer, size_t count, size_t item_size, MPI_Datatype type) {
     while (count > 0) {
         int chunk = count > INT_MAX ? INT_MAX : (int)count;
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buffer, chunk, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, buffer, chunk, type, MPI_SUM, MPI_COMM_WORLD);
         if (rc != MPI_SUCCESS) return rc;
-        buffer += chunk;
+        buffer += (size_t)chunk * item_size;
         count -= (size_t)chunk;
     }
     return MPI_SUCCESS;
 }
 
+int dpt_allreduce_floats(float *buffer, size_t count) {
+    return allreduce_sum_chunked((char *)buffer, count, sizeof(float), MPI_FLOAT);
+}
+
+// Unsigned: the sum wraps modulo 2^32 by definition, which is what an exact fixed-point
+// reduction of two's-complement values needs (signed overflow would be undefined).
 int dpt_allreduce_uint32s(uint32_t *buffer, size_t count) {
-    // Unsigned: the sum wraps modulo 2^32 by definition, which is what an exact fixed-point
-    // reduction of two's-complement values needs (signed overflow would be undefined).
-    while (count > 0) {
-        int chunk = count > INT_MAX ? INT_MAX : (int)count;
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buffer, chunk, MPI_UINT32_T, MPI_SUM, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return rc;
-        buffer += chunk;
-        count -= (size_t)chunk;
-    }
-    return MPI_SUCCESS;
+    return allreduce_sum_chunked((char *)buffer, count, sizeof(uint32_t), MPI_UINT32_T);
 }
 
 int dpt_allreduce_doubles(double *buffer, int count, enum dpt_op op) {

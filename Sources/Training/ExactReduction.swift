@@ -141,7 +141,10 @@ final class ExactReduction: GradientReduction {
             let k = scales[t]
             let factor = Float(sign: .plus, exponent: k, significand: 1)
             var largest: Float = 0
-            for i in tensor.offset..<(tensor.offset + tensor.count) { largest = max(largest, abs(g[i])) }
+            for i in tensor.offset..<(tensor.offset + tensor.count) {
+                let a = abs(g[i])
+                if !(a <= largest) { largest = a }  // a NaN wins, and fails the finiteness check below
+            }
             guard largest > 0 else { continue }
             let exponent = largest.isFinite ? Int(largest.exponent) : Int.max
             let bucket = min(max(exponent - Self.lowestExponent, 0), Self.buckets - 1)

@@ -60,7 +60,10 @@ struct RunDirectoryTests {
 
     @Test func summaryRecordsTheThreadsThatRan() throws {
         let dir = Repo.scratch("threads")
-        #expect(try dptrain(["train", "--threads", "4", "--batch-size", "2", "--max-steps", "2", "--run-dir", dir]).status == 0)
-        #expect(try runSummary(dir)["threads"] as? Int == 2, "a batch of 2 runs on 2 workers, not the 4 asked for")
+        #expect(try dptrain(["train", "--threads", "4", "--batch-size", "20", "--max-steps", "2", "--run-dir", dir]).status == 0)
+        #expect(try runSummary(dir)["threads"] as? Int == 2, "a batch of 2 shards runs on 2 workers, not the 4 asked for")
+        let float = Repo.scratch("threads-float")
+        #expect(try dptrain(["train", "--reduction", "float", "--threads", "4", "--batch-size", "3", "--max-steps", "2", "--run-dir", float]).status == 0)
+        #expect(try runSummary(float)["threads"] as? Int == 3, "a batch of 3 runs on 3 workers, not the 4 asked for")
     }
 }

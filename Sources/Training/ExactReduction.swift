@@ -20,8 +20,9 @@ final class ExactReduction: GradientReduction {
     static let buckets = 128
     /// Bucket 0 holds exponents at or below this (values under 2^-100 round to zero anyway).
     static let lowestExponent = -100
-    /// Values at or above 2^(lowest + buckets) are not finite or absurdly large: the run diverged.
-    private enum Slot: Int, CaseIterable { case loss0, loss1, loss2, correct, stop, overflow }
+    /// The top bucket means a value beyond 2^26, and a non-finite loss or gradient sets the
+    /// diverged flag: the run has diverged, and every rank stops with the same error.
+    private enum Slot: Int, CaseIterable { case loss0, loss1, loss2, correct, stop, overflow, diverged }
 
     let shardSize: Int
     let gradients: UnsafeMutableBufferPointer<Float>
@@ -88,6 +89,11 @@ final class ExactReduction: GradientReduction {
             reduceSeconds += MonotonicClock.now - reduceStart
             let maxExponents = try globalMaxExponents()
             let next = zip(maxExponents, state).map { exponent, k in exponent.map { Self.scale(maxExponent: $0, shards: shardCount) } ?? k }
+            if slot(.diverged) > 0 {
+                // Every rank sees the same flag: all stop together, rank 0 says why.
+                let error = TrainingError("the loss or a gradient is not finite: the run diverged (lower --lr)")
+                throw AgreedFailure(rank: 0, phase: "training", localError: comm.isRoot ? error : nil)
+            }
             if slot(.overflow) == 0 {
                 dequantize()
                 state = next
@@ -122,6 +128,11 @@ final class ExactReduction: GradientReduction {
                 set.gather(examples, into: x, labels: y)
                 gather += MonotonicClock.now - gatherStart
                 let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale)
+                // A shard's loss is at most a few thousand; beyond 2^30 (or not finite) training has diverged.
+                guard totals.lossSum.isFinite, totals.lossSum < 0x4000_0000 else {
+                    accumulator[accumulator.count - Slot.allCases.count + Slot.diverged.rawValue] = 1
+                    continue
+                }
                 loss += Int64((totals.lossSum * 4_294_967_296).rounded())
                 self.add(network.gradients, into: accumulator, scales: scales, sumBits: sumBits)
                 accumulator[accumulator.count - Slot.allCases.count + Slot.correct.rawValue] &+= Int32(totals.correct)
@@ -146,7 +157,11 @@ final class ExactReduction: GradientReduction {
                 if !(a <= largest) { largest = a }  // a NaN wins, and fails the finiteness check below
             }
             guard largest > 0 else { continue }
-            let exponent = largest.isFinite ? Int(largest.exponent) : Int.max
+            guard largest.isFinite else {
+                accumulator[accumulator.count - Slot.allCases.count + Slot.diverged.rawValue] = 1
+                continue
+            }
+            let exponent = Int(largest.exponent)
             let bucket = min(max(exponent - Self.lowestExponent, 0), Self.buckets - 1)
             accumulator[histogram + t * Self.buckets + bucket] &+= 1
             // |round(g·2^k)| ≤ 2^(e+1+k) must stay within 2^(30−sumBits).
@@ -175,6 +190,7 @@ final class ExactReduction: GradientReduction {
         payload[base + Slot.loss2.rawValue] = Int32(loss >> 42)
         payload[base + Slot.stop.rawValue] = stop ? 1 : 0
         payload[base + Slot.overflow.rawValue] = min(payload[base + Slot.overflow.rawValue], 1)
+        payload[base + Slot.diverged.rawValue] = min(payload[base + Slot.diverged.rawValue], 1)
     }
 
     /// Per tensor, the largest exponent any shard had this step (nil: every shard was zero).
@@ -183,7 +199,8 @@ final class ExactReduction: GradientReduction {
             let counts = payload.baseAddress! + parameterCount + t * Self.buckets
             guard let top = (0..<Self.buckets).last(where: { counts[$0] != 0 }) else { return nil }
             guard top < Self.buckets - 1 else {
-                throw TrainingError("the gradient of \(tensors[t].name) is not finite or beyond 2^\(Self.lowestExponent + Self.buckets - 1): the run diverged (lower --lr)")
+                let error = TrainingError("the gradient of \(tensors[t].name) is beyond 2^\(Self.lowestExponent + Self.buckets - 1): the run diverged (lower --lr)")
+                throw AgreedFailure(rank: 0, phase: "training", localError: comm.isRoot ? error : nil)
             }
             return Self.lowestExponent + top
         }

@@ -59,3 +59,14 @@ struct RecipeTests {
         for (name, tensor) in model.tensors { #expect(bestCheckpoint[name] == tensor, "\(name) is not the best epoch's") }
     }
 }
+
+extension RecipeTests {
+    /// A learning rate that blows the run up ends it with one line, on every rank, not a crash.
+    @Test func aDivergedRunStopsWithOneLine() throws {
+        for ranks in [nil, 2] as [Int?] {
+            let result = try dptrain(["train", "--lr", "100000", "--max-steps", "30", "--run-dir", Repo.scratch("diverged")], ranks: ranks)
+            let errors = result.stderrLines.filter { $0.hasPrefix("dptrain: ") }
+            #expect(result.status != 0 && errors.count == 1 && errors[0].contains("diverged"), "\(result)")
+        }
+    }
+}

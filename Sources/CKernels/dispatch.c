@@ -1,0 +1,137 @@
+// Chooses the kernels' instruction set once, from CPUID and DPTRAIN_KERNELS, and forwards to it.
+#include "include/ckernels.h"
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#include <pmmintrin.h>
+#endif
+
+#define DECLARE(isa)                                                                                          \
+    void dpk_conv_forward_##isa(const dpk_conv *, const float *, const float *, const float *, float *, int); \
+    void dpk_conv_backward_weights_##isa(const dpk_conv *, const float *, const float *, float *, int);       \
+    void dpk_conv_backward_input_##isa(const dpk_conv *, const float *, const float *, float *, float *, int); \
+    void dpk_relu_backward_bias_##isa(float *, const float *, int, int, float *);                            \
+    double fma_loop_##isa(long);
+#define ENTRY(isa, vl) {#isa, vl, dpk_conv_forward_##isa, dpk_conv_backward_weights_##isa, \
+                        dpk_conv_backward_input_##isa, dpk_relu_backward_bias_##isa, fma_loop_##isa}
+
+typedef struct {
+    const char *name;
+    int vl;
+    void (*forward)(const dpk_conv *, const float *, const float *, const float *, float *, int);
+    void (*backward_weights)(const dpk_conv *, const float *, const float *, float *, int);
+    void (*backward_input)(const dpk_conv *, const float *, const float *, float *, float *, int);
+    void (*relu_backward_bias)(float *, const float *, int, int, float *);
+    double (*fma_loop)(long);
+} path;
+
+DECLARE(portable)
+#if defined(__x86_64__)
+DECLARE(avx2)
+DECLARE(avx512)
+#endif
+
+// Best first.
+static const path paths[] = {
+#if defined(__x86_64__)
+    ENTRY(avx512, 16),
+    ENTRY(avx2, 8),
+#endif
+    ENTRY(portable, 4),
+};
+enum { PATH_COUNT = sizeof paths / sizeof paths[0] };
+
+static int runs_here(const path *p)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (strcmp(p->name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+    if (strcmp(p->name, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return strcmp(p->name, "portable") == 0;
+}
+
+static const path *best(void)
+{
+    for (int i = 0; i < PATH_COUNT; i++)
+        if (runs_here(&paths[i])) return &paths[i];
+    return &paths[PATH_COUNT - 1];
+}
+
+static const path *chosen;
+
+int dpk_select_path(const char *name)
+{
+    for (int i = 0; i < PATH_COUNT; i++)
+        if (strcmp(paths[i].name, name) == 0 && runs_here(&paths[i])) {
+            chosen = &paths[i];
+            return 1;
+        }
+    return 0;
+}
+
+// Before main, so worker threads only ever read `chosen`.
+__attribute__((constructor)) static void choose(void)
+{
+    chosen = best();
+    const char *forced = getenv("DPTRAIN_KERNELS");
+    if (forced && *forced) dpk_select_path(forced);
+}
+
+const char *dpk_path_name(void) { return chosen->name; }
+
+void dpk_flush_denormals(void)
+{
+#if defined(__x86_64__)
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+#endif
+}
+
+int dpk_conv_supports(const dpk_conv *g, int pass)
+{
+    int vl = chosen->vl;
+    if (g->filters % vl != 0) return 0;
+    return pass != DPK_BACKWARD_INPUT || (g->kernel * g->in_c) % vl == 0;
+}
+
+void dpk_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch)
+{
+    chosen->forward(g, in, w, bias, out, batch);
+}
+
+void dpk_conv_backward_weights(const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
+{
+    chosen->backward_weights(g, in, dout, dw, batch);
+}
+
+void dpk_conv_backward_input(const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)
+{
+    chosen->backward_input(g, dout, w, wt, din, batch);
+}
+
+void dpk_relu_backward_bias(float *grad, const float *out, int rows, int columns, float *db)
+{
+    chosen->relu_backward_bias(grad, out, rows, columns, db);
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+// The CPU's limit, so with its widest vectors whatever path the kernels are forced to.
+double dpk_fma_peak(double seconds)
+{
+    const path *p = best();
+    double flops = 0, start = now(), elapsed;
+    do flops += p->fma_loop(1 << 20);
+    while ((elapsed = now() - start) < seconds);
+    return flops / elapsed;
+}

@@ -1,0 +1,52 @@
+// Convolution kernels over NHWC floats, chosen at run time from the CPU's features.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// A 'valid' convolution over a buffer that already holds any padding: in [batch, in_h, in_w, in_c],
+/// kernel HWIO [kernel, kernel, in_c, filters], out [batch, out_h, out_w, filters].
+typedef struct {
+    int in_h, in_w, in_c;
+    int kernel, stride, filters;
+    int out_h, out_w;
+} dpk_conv;
+
+/// The conv passes; `supports` says whether the fast kernels take a geometry (else use im2col + GEMM).
+enum { DPK_FORWARD = 0, DPK_BACKWARD_WEIGHTS = 1, DPK_BACKWARD_INPUT = 2 };
+
+/// "avx512", "avx2" or "portable": the path every call below takes. DPTRAIN_KERNELS=avx2|portable
+/// forces a lower one (a higher one than the CPU has is refused and the best is kept).
+const char *dpk_path_name(void);
+/// Forces a path by name (tests); returns 0 when this CPU or build does not have it.
+int dpk_select_path(const char *name);
+
+/// Flush denormals to zero (FTZ + DAZ) on the calling thread; a no-op off x86.
+void dpk_flush_denormals(void);
+
+int dpk_conv_supports(const dpk_conv *g, int pass);
+
+/// out = max(conv(in, w) + bias, 0).
+void dpk_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch);
+/// dw = Σ over the batch of in ⋆ dout (overwritten), HWIO like w.
+void dpk_conv_backward_weights(const dpk_conv *g, const float *in, const float *dout, float *dw, int batch);
+/// din = the input gradient (overwritten). wt: scratch of kernel·kernel·in_c·filters floats.
+void dpk_conv_backward_input(const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch);
+
+/// grad[r, :] = 0 where out[r, :] <= 0 (ReLU backward), and db = the column sums of the result.
+void dpk_relu_backward_bias(float *grad, const float *out, int rows, int columns, float *db);
+
+/// Copies [batch, h, w, c] into the interior of [batch, ph, pw, c] at (top, left), zeros around.
+void dpk_pad(const float *src, int batch, int h, int w, int c, float *dst, int ph, int pw, int top, int left);
+/// The reverse: the interior of [batch, ph, pw, c] at (top, left) into [batch, h, w, c].
+void dpk_crop(const float *src, int batch, int ph, int pw, int top, int left, float *dst, int h, int w, int c);
+
+/// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
+double dpk_fma_peak(double seconds);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,7 +1,22 @@
 import CBLAS
+import CKernels
 
 /// Straight-line kernels over raw NHWC buffers. Batches are contiguous; nothing here allocates.
+/// The conv passes run in CKernels (see `pathName`); these are the general path and the rest.
 public enum Kernels {
+    /// The instruction set the conv kernels use: "avx512", "avx2" or "portable".
+    public static var pathName: String { String(cString: dpk_path_name()) }
+
+    /// Forces a kernel path for layers built from now on (tests); false when this CPU lacks it.
+    @discardableResult
+    public static func selectPath(_ name: String) -> Bool { dpk_select_path(name) != 0 }
+
+    /// FTZ + DAZ on the calling thread: every thread that runs a kernel calls this once.
+    public static func flushDenormals() { dpk_flush_denormals() }
+
+    /// FLOP/s of an FMA loop on the calling thread, run for about `seconds`.
+    public static func fmaPeak(seconds: Double) -> Double { dpk_fma_peak(seconds) }
+
     /// C[M,N] = A[M,K]·B[K,N] (+ C when `accumulate`), row-major, optionally transposing A or B.
     @inline(__always)
     static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,

@@ -1,6 +1,5 @@
-// Chooses the kernels' instruction set once, from CPUID and DPTRAIN_KERNELS, and forwards to it.
+// The kernels' instruction sets, which of them this CPU runs (CPUID), and calls through one of them.
 #include "include/ckernels.h"
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #if defined(__x86_64__)
@@ -17,7 +16,7 @@
 #define ENTRY(isa, vl) {#isa, vl, dpk_conv_forward_##isa, dpk_conv_backward_weights_##isa, \
                         dpk_conv_backward_input_##isa, dpk_relu_backward_bias_##isa, fma_loop_##isa}
 
-typedef struct {
+struct dpk_path {
     const char *name;
     int vl;
     void (*forward)(const dpk_conv *, const float *, const float *, const float *, float *, int);
@@ -25,7 +24,8 @@ typedef struct {
     void (*backward_input)(const dpk_conv *, const float *, const float *, float *, float *, int);
     void (*relu_backward_bias)(float *, const float *, int, int, float *);
     double (*fma_loop)(long);
-} path;
+};
+typedef struct dpk_path path;
 
 DECLARE(portable)
 #if defined(__x86_64__)
@@ -55,34 +55,21 @@ static int runs_here(const path *p)
     return strcmp(p->name, "portable") == 0;
 }
 
-static const path *best(void)
+const dpk_path *dpk_best_path(void)
 {
     for (int i = 0; i < PATH_COUNT; i++)
         if (runs_here(&paths[i])) return &paths[i];
     return &paths[PATH_COUNT - 1];
 }
 
-static const path *chosen;
-
-int dpk_select_path(const char *name)
+const dpk_path *dpk_path_named(const char *name)
 {
     for (int i = 0; i < PATH_COUNT; i++)
-        if (strcmp(paths[i].name, name) == 0 && runs_here(&paths[i])) {
-            chosen = &paths[i];
-            return 1;
-        }
+        if (strcmp(paths[i].name, name) == 0 && runs_here(&paths[i])) return &paths[i];
     return 0;
 }
 
-// Before main, so worker threads only ever read `chosen`.
-__attribute__((constructor)) static void choose(void)
-{
-    chosen = best();
-    const char *forced = getenv("DPTRAIN_KERNELS");
-    if (forced && *forced) dpk_select_path(forced);
-}
-
-const char *dpk_path_name(void) { return chosen->name; }
+const char *dpk_path_name(const dpk_path *p) { return p->name; }
 
 void dpk_flush_denormals(void)
 {
@@ -92,31 +79,30 @@ void dpk_flush_denormals(void)
 #endif
 }
 
-int dpk_conv_supports(const dpk_conv *g, int pass)
+int dpk_conv_supports(const dpk_path *p, const dpk_conv *g, int pass)
 {
-    int vl = chosen->vl;
-    if (g->filters % vl != 0) return 0;
-    return pass != DPK_BACKWARD_INPUT || (g->kernel * g->in_c) % vl == 0;
+    if (g->filters % p->vl != 0) return 0;
+    return pass != DPK_BACKWARD_INPUT || (g->kernel * g->in_c) % p->vl == 0;
 }
 
-void dpk_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch)
+void dpk_conv_forward(const dpk_path *p, const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch)
 {
-    chosen->forward(g, in, w, bias, out, batch);
+    p->forward(g, in, w, bias, out, batch);
 }
 
-void dpk_conv_backward_weights(const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
+void dpk_conv_backward_weights(const dpk_path *p, const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
 {
-    chosen->backward_weights(g, in, dout, dw, batch);
+    p->backward_weights(g, in, dout, dw, batch);
 }
 
-void dpk_conv_backward_input(const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)
+void dpk_conv_backward_input(const dpk_path *p, const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)
 {
-    chosen->backward_input(g, dout, w, wt, din, batch);
+    p->backward_input(g, dout, w, wt, din, batch);
 }
 
-void dpk_relu_backward_bias(float *grad, const float *out, int rows, int columns, float *db)
+void dpk_relu_backward_bias(const dpk_path *p, float *grad, const float *out, int rows, int columns, float *db)
 {
-    chosen->relu_backward_bias(grad, out, rows, columns, db);
+    p->relu_backward_bias(grad, out, rows, columns, db);
 }
 
 static double now(void)
@@ -129,7 +115,7 @@ static double now(void)
 // The CPU's limit, so with its widest vectors whatever path the kernels are forced to.
 double dpk_fma_peak(double seconds)
 {
-    const path *p = best();
+    const path *p = dpk_best_path();
     double flops = 0, start = now(), elapsed;
     do flops += p->fma_loop(1 << 20);
     while ((elapsed = now() - start) < seconds);

@@ -1,15 +1,42 @@
 import CBLAS
 import CKernels
+import Foundation
+
+/// Which conv kernels a layer runs: one instruction set of CKernels, or "im2col" (im2col + OpenBLAS,
+/// the general path every shape has).
+public struct KernelPath: @unchecked Sendable {
+    public let name: String
+    /// nil for im2col.
+    let kernels: OpaquePointer?
+
+    /// nil when this CPU or build lacks it.
+    public init?(named name: String) {
+        if name == "im2col" {
+            kernels = nil
+        } else if let kernels = dpk_path_named(name) {
+            self.kernels = kernels
+        } else {
+            return nil
+        }
+        self.name = name
+    }
+
+    /// Every path this machine can run, fastest first.
+    public static var available: [KernelPath] { ["avx512", "avx2", "portable", "im2col"].compactMap(KernelPath.init(named:)) }
+}
 
 /// Straight-line kernels over raw NHWC buffers. Batches are contiguous; nothing here allocates.
 /// The conv passes run in CKernels (see `pathName`); these are the general path and the rest.
 public enum Kernels {
-    /// The instruction set the conv kernels use: "avx512", "avx2" or "portable".
-    public static var pathName: String { String(cString: dpk_path_name()) }
+    /// The path layers built on this task take: DPTRAIN_KERNELS (avx512, avx2, portable or im2col)
+    /// when this CPU has it, else the fastest. Tests bind another with `Kernels.$path.withValue`.
+    @TaskLocal public static var path: KernelPath = {
+        let forced = ProcessInfo.processInfo.environment["DPTRAIN_KERNELS"] ?? ""
+        return KernelPath(named: forced) ?? KernelPath(named: String(cString: dpk_path_name(dpk_best_path())))!
+    }()
 
-    /// Forces a kernel path for layers built from now on (tests); false when this CPU lacks it.
-    @discardableResult
-    public static func selectPath(_ name: String) -> Bool { dpk_select_path(name) != 0 }
+    /// "avx512", "avx2", "portable" or "im2col": what the conv layers run on.
+    public static var pathName: String { path.name }
 
     /// FTZ + DAZ on the calling thread: every thread that runs a kernel calls this once.
     public static func flushDenormals() { dpk_flush_denormals() }

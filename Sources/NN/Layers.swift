@@ -19,6 +19,7 @@ final class Conv2DLayer: Layer {
     var outputCount: Int { g.outHeight * g.outWidth * g.filters }
     /// The input as the kernels see it: [batch, padded height, padded width, channels].
     private var direct: dpk_conv
+    private let kernels: OpaquePointer?
     private let fast, fastInput: Bool
     /// The padded input (and, after the weight gradient, the padded input gradient); nil unpadded.
     private let padded: UnsafeMutablePointer<Float>?
@@ -40,8 +41,9 @@ final class Conv2DLayer: Layer {
         direct = dpk_conv(in_h: Int32(pads ? reachHeight : g.inHeight), in_w: Int32(pads ? reachWidth : g.inWidth),
                           in_c: Int32(g.inChannels), kernel: Int32(g.kernel), stride: Int32(g.stride), filters: Int32(g.filters),
                           out_h: Int32(g.outHeight), out_w: Int32(g.outWidth))
-        fast = dpk_conv_supports(&direct, Int32(DPK_FORWARD)) != 0
-        fastInput = fast && dpk_conv_supports(&direct, Int32(DPK_BACKWARD_INPUT)) != 0
+        kernels = Kernels.path.kernels
+        fast = kernels != nil && dpk_conv_supports(kernels, &direct, Int32(DPK_FORWARD)) != 0
+        fastInput = fast && dpk_conv_supports(kernels, &direct, Int32(DPK_BACKWARD_INPUT)) != 0
         padded = fast && pads ? .allocate(capacity: maxBatch * reachHeight * reachWidth * g.inChannels) : nil
         cols = fastInput ? nil : .allocate(capacity: maxBatch * g.outHeight * g.outWidth * g.patchSize)
         transposed = .allocate(capacity: g.patchSize * g.filters)
@@ -62,7 +64,7 @@ final class Conv2DLayer: Layer {
             Kernels.addBias(output, rows: rows, bias, columns: g.filters, relu: true)
             return
         }
-        dpk_conv_forward(&direct, directInput(input, batch: batch), kernel, bias, output, Int32(batch))
+        dpk_conv_forward(kernels, &direct, directInput(input, batch: batch), kernel, bias, output, Int32(batch))
     }
 
     /// The input the kernels read: the caller's, or its zero-bordered copy.
@@ -86,9 +88,9 @@ final class Conv2DLayer: Layer {
             Kernels.col2im(cols!, gradInput, batch: batch, g)
             return
         }
-        dpk_relu_backward_bias(gradOutput, output, Int32(rows), Int32(g.filters), biasGrad)
+        dpk_relu_backward_bias(kernels, gradOutput, output, Int32(rows), Int32(g.filters), biasGrad)
         // The forward pass left the padded input in `padded`.
-        dpk_conv_backward_weights(&direct, padded.map { UnsafePointer($0) } ?? input, gradOutput, kernelGrad, Int32(batch))
+        dpk_conv_backward_weights(kernels, &direct, padded.map { UnsafePointer($0) } ?? input, gradOutput, kernelGrad, Int32(batch))
         guard let gradInput else { return }
         guard fastInput else {
             Kernels.gemm(transB: true, m: rows, n: g.patchSize, k: g.filters, gradOutput, kernel, cols!)
@@ -96,10 +98,10 @@ final class Conv2DLayer: Layer {
             return
         }
         guard let padded else {
-            return dpk_conv_backward_input(&direct, gradOutput, kernel, transposed, gradInput, Int32(batch))
+            return dpk_conv_backward_input(kernels, &direct, gradOutput, kernel, transposed, gradInput, Int32(batch))
         }
         // The padded input is spent: its buffer takes the padded gradient, whose interior is the answer.
-        dpk_conv_backward_input(&direct, gradOutput, kernel, transposed, padded, Int32(batch))
+        dpk_conv_backward_input(kernels, &direct, gradOutput, kernel, transposed, padded, Int32(batch))
         dpk_crop(padded, Int32(batch), direct.in_h, direct.in_w, Int32(g.padTop), Int32(g.padLeft),
                  gradInput, Int32(g.inHeight), Int32(g.inWidth), Int32(g.inChannels))
     }

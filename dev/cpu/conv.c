@@ -102,8 +102,9 @@ int main(void) {
             if (pass == 1) ref_weights(g, in, d, ref, batch);
             if (pass == 2) ref_input(g, d, w, ref, batch);
             for (int p = -1; p < 3; p++) {
-                if (p >= 0 && !dpk_select_path(paths[p])) continue;
-                if (p >= 0 && !dpk_conv_supports(g, pass)) { printf("  %-11s %-8s not supported\n", names[pass], paths[p]); continue; }
+                const dpk_path *k = p >= 0 ? dpk_path_named(paths[p]) : 0;
+                if (p >= 0 && !k) continue;
+                if (p >= 0 && !dpk_conv_supports(k, g, pass)) { printf("  %-11s %-8s not supported\n", names[pass], paths[p]); continue; }
                 double t[1000];
                 for (int r = 0; r < repeats && r < 1000; r++) {
                     double start = now();
@@ -112,9 +113,9 @@ int main(void) {
                         if (pass == 1) blas_weights(g, in, d, cols, dw, batch);
                         if (pass == 2) blas_input(g, d, w, cols, batch);
                     } else {
-                        if (pass == 0) dpk_conv_forward(g, in, w, b, out, batch);
-                        if (pass == 1) dpk_conv_backward_weights(g, in, d, dw, batch);
-                        if (pass == 2) dpk_conv_backward_input(g, d, w, wt, din, batch);
+                        if (pass == 0) dpk_conv_forward(k, g, in, w, b, out, batch);
+                        if (pass == 1) dpk_conv_backward_weights(k, g, in, d, dw, batch);
+                        if (pass == 2) dpk_conv_backward_input(k, g, d, w, wt, din, batch);
                     }
                     t[r] = now() - start;
                 }

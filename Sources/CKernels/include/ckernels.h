@@ -17,26 +17,29 @@ typedef struct {
 /// The conv passes; `supports` says whether the fast kernels take a geometry (else use im2col + GEMM).
 enum { DPK_FORWARD = 0, DPK_BACKWARD_WEIGHTS = 1, DPK_BACKWARD_INPUT = 2 };
 
-/// "avx512", "avx2" or "portable": the path every call below takes. DPTRAIN_KERNELS=avx2|portable
-/// forces a lower one (a higher one than the CPU has is refused and the best is kept).
-const char *dpk_path_name(void);
-/// Forces a path by name (tests); returns 0 when this CPU or build does not have it.
-int dpk_select_path(const char *name);
+/// One instruction set's kernels: "avx512", "avx2" or "portable". Callers hold the path they chose,
+/// so layers built under different paths (tests) never mix them.
+typedef struct dpk_path dpk_path;
+/// The fastest path this CPU runs.
+const dpk_path *dpk_best_path(void);
+/// The path of that name, or NULL when this CPU or build does not have it.
+const dpk_path *dpk_path_named(const char *name);
+const char *dpk_path_name(const dpk_path *path);
 
 /// Flush denormals to zero (FTZ + DAZ) on the calling thread; a no-op off x86.
 void dpk_flush_denormals(void);
 
-int dpk_conv_supports(const dpk_conv *g, int pass);
+int dpk_conv_supports(const dpk_path *path, const dpk_conv *g, int pass);
 
 /// out = max(conv(in, w) + bias, 0).
-void dpk_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch);
+void dpk_conv_forward(const dpk_path *path, const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch);
 /// dw = Σ over the batch of in ⋆ dout (overwritten), HWIO like w.
-void dpk_conv_backward_weights(const dpk_conv *g, const float *in, const float *dout, float *dw, int batch);
+void dpk_conv_backward_weights(const dpk_path *path, const dpk_conv *g, const float *in, const float *dout, float *dw, int batch);
 /// din = the input gradient (overwritten). wt: scratch of kernel·kernel·in_c·filters floats.
-void dpk_conv_backward_input(const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch);
+void dpk_conv_backward_input(const dpk_path *path, const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch);
 
 /// grad[r, :] = 0 where out[r, :] <= 0 (ReLU backward), and db = the column sums of the result.
-void dpk_relu_backward_bias(float *grad, const float *out, int rows, int columns, float *db);
+void dpk_relu_backward_bias(const dpk_path *path, float *grad, const float *out, int rows, int columns, float *db);
 
 /// Copies [batch, h, w, c] into the interior of [batch, ph, pw, c] at (top, left), zeros around.
 void dpk_pad(const float *src, int batch, int h, int w, int c, float *dst, int ph, int pw, int top, int left);

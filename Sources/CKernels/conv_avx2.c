@@ -8,5 +8,6 @@
 #define RMAX2 6
 #define FN(name) name##_avx2
 #include "conv_impl.h"
+#include "pool_impl.h"
 #pragma clang attribute pop
 #endif

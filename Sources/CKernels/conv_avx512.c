@@ -8,5 +8,6 @@
 #define RMAX2 12
 #define FN(name) name##_avx512
 #include "conv_impl.h"
+#include "pool_impl.h"
 #pragma clang attribute pop
 #endif

@@ -6,3 +6,4 @@
 #define RMAX2 6
 #define FN(name) name##_portable
 #include "conv_impl.h"
+#include "pool_impl.h"

@@ -12,9 +12,12 @@
     void dpk_conv_backward_weights_##isa(const dpk_conv *, const float *, const float *, float *, int);       \
     void dpk_conv_backward_input_##isa(const dpk_conv *, const float *, const float *, float *, float *, int); \
     void dpk_relu_backward_bias_##isa(float *, const float *, int, int, float *);                            \
+    void dpk_max_pool_##isa(const float *, float *, int *, int, int, int, int, int);                         \
+    void dpk_max_pool_backward_##isa(const float *, const int *, float *, int, int, int, int, int);           \
     double fma_loop_##isa(long);
 #define ENTRY(isa, vl) {#isa, vl, dpk_conv_forward_##isa, dpk_conv_backward_weights_##isa, \
-                        dpk_conv_backward_input_##isa, dpk_relu_backward_bias_##isa, fma_loop_##isa}
+                        dpk_conv_backward_input_##isa, dpk_relu_backward_bias_##isa, \
+                        dpk_max_pool_##isa, dpk_max_pool_backward_##isa, fma_loop_##isa}
 
 struct dpk_path {
     const char *name;
@@ -23,6 +26,8 @@ struct dpk_path {
     void (*backward_weights)(const dpk_conv *, const float *, const float *, float *, int);
     void (*backward_input)(const dpk_conv *, const float *, const float *, float *, float *, int);
     void (*relu_backward_bias)(float *, const float *, int, int, float *);
+    void (*max_pool)(const float *, float *, int *, int, int, int, int, int);
+    void (*max_pool_backward)(const float *, const int *, float *, int, int, int, int, int);
     double (*fma_loop)(long);
 };
 typedef struct dpk_path path;
@@ -105,7 +110,17 @@ void dpk_relu_backward_bias(const dpk_path *p, float *grad, const float *out, in
     p->relu_backward_bias(grad, out, rows, columns, db);
 }
 
-static double now(void)
+void dpk_max_pool(const dpk_path *p, const float *in, float *out, int *argmax, int batch, int h, int w, int c, int pool)
+{
+    p->max_pool(in, out, argmax, batch, h, w, c, pool);
+}
+
+void dpk_max_pool_backward(const dpk_path *p, const float *gout, const int *argmax, float *gin, int batch, int h, int w, int c, int pool)
+{
+    p->max_pool_backward(gout, argmax, gin, batch, h, w, c, pool);
+}
+
+double dpk_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -116,8 +131,8 @@ static double now(void)
 double dpk_fma_peak(double seconds)
 {
     const path *p = dpk_best_path();
-    double flops = 0, start = now(), elapsed;
+    double flops = 0, start = dpk_now(), elapsed;
     do flops += p->fma_loop(1 << 20);
-    while ((elapsed = now() - start) < seconds);
+    while ((elapsed = dpk_now() - start) < seconds);
     return flops / elapsed;
 }

@@ -41,6 +41,9 @@ public enum Kernels {
     /// FTZ + DAZ on the calling thread: every thread that runs a kernel calls this once.
     public static func flushDenormals() { dpk_flush_denormals() }
 
+    /// Monotonic seconds.
+    public static func now() -> Double { dpk_now() }
+
     /// FLOP/s of an FMA loop on the calling thread, run for about `seconds`.
     public static func fmaPeak(seconds: Double) -> Double { dpk_fma_peak(seconds) }
 
@@ -168,62 +171,6 @@ public enum Kernels {
             for j in 0..<columns { out[j] += p[j] }
             p += columns
         }
-    }
-
-    /// Non-overlapping max pooling (stride = pool size, 'valid'); remembers the winner's index
-    /// (the first one on ties, as TensorFlow does). Channels go 8 at a time in SIMD registers.
-    static func maxPool(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
-                        batch: Int, height: Int, width: Int, channels c: Int, pool p: Int) {
-        let oh = height / p, ow = width / p
-        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
-        let vectorChannels = c / 8 * 8
-        let raw = UnsafeRawPointer(input)
-        var o = 0
-        for b in 0..<batch {
-            let imageBase = b * height * width * c
-            for y in 0..<oh {
-                for x in 0..<ow {
-                    let first = imageBase + ((y * p) * width + x * p) * c
-                    var ch = 0
-                    while ch < vectorChannels {
-                        var best = raw.loadUnaligned(fromByteOffset: (first + ch) * 4, as: SIMD8<Float>.self)
-                        var index = SIMD8<Int32>(repeating: Int32(first + ch)) &+ lanes
-                        for dy in 0..<p {
-                            for dx in 0..<p where dy != 0 || dx != 0 {
-                                let at = imageBase + ((y * p + dy) * width + x * p + dx) * c + ch
-                                let v = raw.loadUnaligned(fromByteOffset: at * 4, as: SIMD8<Float>.self)
-                                let better = v .> best
-                                best.replace(with: v, where: better)
-                                index.replace(with: SIMD8<Int32>(repeating: Int32(at)) &+ lanes,
-                                              where: unsafeBitCast(better, to: SIMDMask<SIMD8<Int32>>.self))
-                            }
-                        }
-                        UnsafeMutableRawPointer(output + o + ch).storeBytes(of: best, as: SIMD8<Float>.self)
-                        UnsafeMutableRawPointer(argmax + o + ch).storeBytes(of: index, as: SIMD8<Int32>.self)
-                        ch += 8
-                    }
-                    while ch < c {
-                        var best = input[first + ch], index = first + ch
-                        for dy in 0..<p {
-                            for dx in 0..<p {
-                                let at = imageBase + ((y * p + dy) * width + x * p + dx) * c + ch
-                                if input[at] > best { (best, index) = (input[at], at) }
-                            }
-                        }
-                        output[o + ch] = best
-                        argmax[o + ch] = Int32(index)
-                        ch += 1
-                    }
-                    o += c
-                }
-            }
-        }
-    }
-
-    static func maxPoolBackward(_ gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, outputCount: Int,
-                                _ gradInput: UnsafeMutablePointer<Float>, inputCount: Int) {
-        gradInput.update(repeating: 0, count: inputCount)
-        for i in 0..<outputCount { gradInput[Int(argmax[i])] += gradOutput[i] }
     }
 
     /// Softmax cross-entropy from logits, fused: probabilities, and when labels are given the

@@ -111,6 +111,8 @@ final class MaxPoolLayer: Layer {
     let height, width, channels, pool: Int
     let output: UnsafeMutablePointer<Float>
     let argmax: UnsafeMutablePointer<Int32>
+    /// The im2col path pools with the portable kernels.
+    private let kernels = Kernels.path.kernels ?? dpk_path_named("portable")
     var outputCount: Int { (height / pool) * (width / pool) * channels }
 
     init(height: Int, width: Int, channels: Int, pool: Int, maxBatch: Int) {
@@ -126,14 +128,13 @@ final class MaxPoolLayer: Layer {
     }
 
     func forward(_ input: UnsafePointer<Float>, batch: Int) {
-        Kernels.maxPool(input, output, argmax: argmax, batch: batch, height: height, width: width, channels: channels, pool: pool)
+        dpk_max_pool(kernels, input, output, argmax, Int32(batch), Int32(height), Int32(width), Int32(channels), Int32(pool))
     }
 
     func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
                   gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let gradInput else { return }
-        Kernels.maxPoolBackward(gradOutput, argmax: argmax, outputCount: batch * outputCount,
-                                gradInput, inputCount: batch * height * width * channels)
+        dpk_max_pool_backward(kernels, gradOutput, argmax, gradInput, Int32(batch), Int32(height), Int32(width), Int32(channels), Int32(pool))
     }
 }
 

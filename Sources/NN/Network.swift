@@ -26,6 +26,11 @@ public final class Network {
     /// Softmax output of the last forward pass, [batch, classes].
     public let probabilities: UnsafeMutablePointer<Float>
 
+    /// When set (by `dptrain bench`), each layer's seconds are added here: forward in slots
+    /// 0..<L, backward in L..<2L, the softmax and loss in slot 2L (L = layers, Flatten excluded).
+    public var layerSeconds: UnsafeMutablePointer<Double>?
+    public var layerCount: Int { layers.count }
+
     private let layers: [any Layer]
     /// gradOutputs[i]: gradient w.r.t. layer i's output (nil for the first layer's input).
     private let gradOutputs: [UnsafeMutablePointer<Float>]
@@ -151,7 +156,9 @@ public final class Network {
                                    gradientScale: gradientScale)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let layerInput = i == 0 ? input : UnsafePointer(layers[i - 1].output)
+            let start = layerSeconds == nil ? 0 : Kernels.now()
             layers[i].backward(layerInput, gradOutput: gradOutputs[i], gradInput: i == 0 ? nil : gradOutputs[i - 1], batch: batch)
+            if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
         }
         return result
     }
@@ -165,10 +172,14 @@ public final class Network {
                                batch: Int, gradientScale: Float) -> (lossSum: Double, correct: Int) {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the buffers' \(maxBatch)")
         var x = input
-        for layer in layers {
+        for (i, layer) in layers.enumerated() {
+            let start = layerSeconds == nil ? 0 : Kernels.now()
             layer.forward(x, batch: batch)
+            if let layerSeconds { layerSeconds[i] += Kernels.now() - start }
             x = UnsafePointer(layer.output)
         }
+        let start = layerSeconds == nil ? 0 : Kernels.now()
+        defer { if let layerSeconds { layerSeconds[2 * layers.count] += Kernels.now() - start } }
         return Kernels.softmaxCrossEntropy(logits: x, labels: labels, batch: batch, classes: classes,
                                            probabilities: probabilities, gradient: gradient, gradientScale: gradientScale)
     }

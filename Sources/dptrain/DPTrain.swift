@@ -10,7 +10,7 @@ struct DPTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dptrain",
         abstract: "Data-parallel CNN training on MNIST: run it alone or under mpirun/srun.",
-        subcommands: [Summary.self, Train.self, Evaluate.self, Predict.self])
+        subcommands: [Summary.self, Train.self, Evaluate.self, Predict.self, Bench.self])
 
     /// ArgumentParser prints usage after an error; users asked for one line naming the flag.
     static func main() {

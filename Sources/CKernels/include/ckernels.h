@@ -41,10 +41,19 @@ void dpk_conv_backward_input(const dpk_path *path, const dpk_conv *g, const floa
 /// grad[r, :] = 0 where out[r, :] <= 0 (ReLU backward), and db = the column sums of the result.
 void dpk_relu_backward_bias(const dpk_path *path, float *grad, const float *out, int rows, int columns, float *db);
 
+/// Max pooling of [batch, h, w, c] by pool x pool windows into [batch, h/pool, w/pool, c]; argmax gets
+/// each winner's index into `in` (the first maximum on ties).
+void dpk_max_pool(const dpk_path *path, const float *in, float *out, int *argmax, int batch, int h, int w, int c, int pool);
+/// gin = the input gradient of max pooling (every element written).
+void dpk_max_pool_backward(const dpk_path *path, const float *gout, const int *argmax, float *gin, int batch, int h, int w, int c, int pool);
+
 /// Copies [batch, h, w, c] into the interior of [batch, ph, pw, c] at (top, left), zeros around.
 void dpk_pad(const float *src, int batch, int h, int w, int c, float *dst, int ph, int pw, int top, int left);
 /// The reverse: the interior of [batch, ph, pw, c] at (top, left) into [batch, h, w, c].
 void dpk_crop(const float *src, int batch, int ph, int pw, int top, int left, float *dst, int h, int w, int c);
+
+/// Monotonic seconds, for timing.
+double dpk_now(void);
 
 /// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
 double dpk_fma_peak(double seconds);

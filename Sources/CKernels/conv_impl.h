@@ -87,13 +87,14 @@ static void FN(tile_any)(int R, int NV, int T, int K, const float *a, long at, l
 static int FN(rmax)(int nv) { return nv == 1 ? RMAX1 : nv == 2 ? RMAX2 : nv == 3 ? 8 : 6; }
 
 // Calls tile_any over a span of `rows` tile rows and `vectors` columns of VL floats: column
-// blocks of up to NVMAX vectors, row blocks of the most rows that fit the registers.
+// blocks of up to NVMAX vectors, row blocks of nearly equal size that fit the registers.
 static void FN(tiles)(int rows, int vectors, int T, int K, const float *a, long at, long ar, long ak,
                       const float *b, long bt, long ldb, int mode, float *c, long ldc, const float *bias)
 {
     for (int v0 = 0; v0 < vectors; v0 += NVMAX) {
         int nv = vectors - v0 < NVMAX ? vectors - v0 : NVMAX;
-        int rm = FN(rmax)(nv);
+        // Equal row blocks: 8 rows as 4 + 4, not 6 + a weak 2.
+        int blocks = (rows + FN(rmax)(nv) - 1) / FN(rmax)(nv), rm = (rows + blocks - 1) / blocks;
         for (int r0 = 0; r0 < rows; r0 += rm) {
             int r = rows - r0 < rm ? rows - r0 : rm;
             FN(tile_any)(r, nv, T, K, a + r0 * ar, at, ar, ak, b + v0 * VL, bt, ldb, mode,

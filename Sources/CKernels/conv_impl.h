@@ -116,39 +116,51 @@ void FN(dpk_conv_forward)(const dpk_conv *g, const float *in, const float *w, co
     }
 }
 
-void FN(dpk_conv_backward_weights)(const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
+// dw (+)= this image's share, HWIO.
+static void FN(weights_image)(const dpk_conv *g, const float *image, const float *d, float *dw, int accumulate)
 {
     const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
+    for (int kh = 0; kh < g->kernel; kh++)
+        FN(tiles)(kc, F / VL, g->out_h, g->out_w,
+                  image + kh * row, g->stride * row, 1, (long)g->stride * g->in_c,
+                  d, g->out_w * F, F, accumulate ? MODE_ADD : MODE_STORE,
+                  dw + kh * kc * F, F, 0);
+}
+
+void FN(dpk_conv_backward_weights)(const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
+{
     // Image by image, so the sum's order depends on the sub-batch only.
-    for (int n = 0; n < batch; n++) {
-        const float *image = in + n * g->in_h * row;
-        const float *d = dout + (long)n * g->out_h * g->out_w * F;
-        for (int kh = 0; kh < g->kernel; kh++)
-            FN(tiles)(kc, F / VL, g->out_h, g->out_w,
-                      image + kh * row, g->stride * row, 1, (long)g->stride * g->in_c,
-                      d, g->out_w * F, F, n == 0 ? MODE_STORE : MODE_ADD,
-                      dw + kh * kc * F, F, 0);
-    }
+    for (int n = 0; n < batch; n++)
+        FN(weights_image)(g, in + (long)n * g->in_h * g->in_w * g->in_c, dout + (long)n * g->out_h * g->out_w * g->filters, dw, n > 0);
+}
+
+// wt[kh][f][j] = w[kh][j][f]: each kernel row as a [filters, kernel·in_c] matrix.
+static void FN(transpose_kernel)(const dpk_conv *g, const float *w, float *wt)
+{
+    const long kc = (long)g->kernel * g->in_c, F = g->filters;
+    for (int kh = 0; kh < g->kernel; kh++)
+        for (long j = 0; j < kc; j++)
+            for (long f = 0; f < F; f++) wt[(kh * F + f) * kc + j] = w[(kh * kc + j) * F + f];
+}
+
+// image = this image's input gradient (overwritten).
+static void FN(input_image)(const dpk_conv *g, const float *d, const float *wt, float *image)
+{
+    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
+    memset(image, 0, sizeof(float) * g->in_h * row);
+    for (int kh = 0; kh < g->kernel; kh++)
+        for (int oh = 0; oh < g->out_h; oh++)
+            FN(tiles)(g->out_w, kc / VL, 1, F,
+                      d + (long)oh * g->out_w * F, 0, F, 1,
+                      wt + kh * F * kc, 0, kc, MODE_ADD,
+                      image + (oh * g->stride + kh) * row, (long)g->stride * g->in_c, 0);
 }
 
 void FN(dpk_conv_backward_input)(const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)
 {
-    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
-    // wt[kh][f][j] = w[kh][j][f]: each kernel row as a [filters, kernel·in_c] matrix.
-    for (int kh = 0; kh < g->kernel; kh++)
-        for (long j = 0; j < kc; j++)
-            for (long f = 0; f < F; f++) wt[(kh * F + f) * kc + j] = w[(kh * kc + j) * F + f];
-    for (int n = 0; n < batch; n++) {
-        float *image = din + n * g->in_h * row;
-        memset(image, 0, sizeof(float) * g->in_h * row);
-        const float *d = dout + (long)n * g->out_h * g->out_w * F;
-        for (int kh = 0; kh < g->kernel; kh++)
-            for (int oh = 0; oh < g->out_h; oh++)
-                FN(tiles)(g->out_w, kc / VL, 1, F,
-                          d + (long)oh * g->out_w * F, 0, F, 1,
-                          wt + kh * F * kc, 0, kc, MODE_ADD,
-                          image + (oh * g->stride + kh) * row, (long)g->stride * g->in_c, 0);
-    }
+    FN(transpose_kernel)(g, w, wt);
+    for (int n = 0; n < batch; n++)
+        FN(input_image)(g, dout + (long)n * g->out_h * g->out_w * g->filters, wt, din + (long)n * g->in_h * g->in_w * g->in_c);
 }
 
 void FN(dpk_relu_backward_bias)(float *grad, const float *out, int rows, int columns, float *db)

@@ -7,3 +7,4 @@
 #define FN(name) name##_portable
 #include "conv_impl.h"
 #include "pool_impl.h"
+#include "fused_impl.h"

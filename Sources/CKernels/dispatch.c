@@ -14,10 +14,16 @@
     void dpk_relu_backward_bias_##isa(float *, const float *, int, int, float *);                            \
     void dpk_max_pool_##isa(const float *, float *, int *, int, int, int, int, int);                         \
     void dpk_max_pool_backward_##isa(const float *, const int *, float *, int, int, int, int, int);           \
+    void dpk_conv_pool_forward_##isa(const dpk_conv *, int, const float *, const float *, const float *,     \
+                                      float *, int *, float *, int);                                         \
+    void dpk_conv_pool_backward_##isa(const dpk_conv *, int, const float *, const float *, const int *,      \
+                                       const float *, const float *, float *, float *, float *, float *,    \
+                                       float *, int);                                                        \
     double fma_loop_##isa(long);
 #define ENTRY(isa, vl) {#isa, vl, dpk_conv_forward_##isa, dpk_conv_backward_weights_##isa, \
                         dpk_conv_backward_input_##isa, dpk_relu_backward_bias_##isa, \
-                        dpk_max_pool_##isa, dpk_max_pool_backward_##isa, fma_loop_##isa}
+                        dpk_max_pool_##isa, dpk_max_pool_backward_##isa, dpk_conv_pool_forward_##isa, \
+                        dpk_conv_pool_backward_##isa, fma_loop_##isa}
 
 struct dpk_path {
     const char *name;
@@ -28,6 +34,9 @@ struct dpk_path {
     void (*relu_backward_bias)(float *, const float *, int, int, float *);
     void (*max_pool)(const float *, float *, int *, int, int, int, int, int);
     void (*max_pool_backward)(const float *, const int *, float *, int, int, int, int, int);
+    void (*conv_pool_forward)(const dpk_conv *, int, const float *, const float *, const float *, float *, int *, float *, int);
+    void (*conv_pool_backward)(const dpk_conv *, int, const float *, const float *, const int *, const float *, const float *,
+                               float *, float *, float *, float *, float *, int);
     double (*fma_loop)(long);
 };
 typedef struct dpk_path path;
@@ -118,6 +127,18 @@ void dpk_max_pool(const dpk_path *p, const float *in, float *out, int *argmax, i
 void dpk_max_pool_backward(const dpk_path *p, const float *gout, const int *argmax, float *gin, int batch, int h, int w, int c, int pool)
 {
     p->max_pool_backward(gout, argmax, gin, batch, h, w, c, pool);
+}
+
+void dpk_conv_pool_forward(const dpk_path *p, const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
+                           float *pooled, int *argmax, float *scratch, int batch)
+{
+    p->conv_pool_forward(g, pool, in, w, bias, pooled, argmax, scratch, batch);
+}
+
+void dpk_conv_pool_backward(const dpk_path *p, const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,
+                            const float *dpooled, const float *w, float *wt, float *scratch, float *dw, float *db, float *din, int batch)
+{
+    p->conv_pool_backward(g, pool, in, pooled, argmax, dpooled, w, wt, scratch, dw, db, din, batch);
 }
 
 double dpk_now(void)

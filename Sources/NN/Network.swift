@@ -30,6 +30,8 @@ public final class Network {
     /// 0..<L, backward in L..<2L, the softmax and loss in slot 2L (L = layers, Flatten excluded).
     public var layerSeconds: UnsafeMutablePointer<Double>?
     public var layerCount: Int { layers.count }
+    /// Keras's layer names, Flatten excluded; a conv block the kernels fuse is one "conv+pool" layer.
+    public var layerNames: [String] { layers.map(\.name) }
 
     private let layers: [any Layer]
     /// gradOutputs[i]: gradient w.r.t. layer i's output (nil for the first layer's input).
@@ -89,14 +91,14 @@ public final class Network {
         var tensorIndex = 0
         for (i, g) in geometries.enumerated() {
             let start = tensors[tensorIndex].offset
-            layers.append(Conv2DLayer(g, weights: parameters.baseAddress! + start, grads: gradients.baseAddress! + start, maxBatch: self.maxBatch))
-            layers.append(MaxPoolLayer(height: g.outHeight, width: g.outWidth, channels: g.filters,
-                                       pool: architecture.convBlocks[i].poolSize, maxBatch: self.maxBatch))
+            layers += convBlockLayers(g, pool: architecture.convBlocks[i].poolSize, names: (infos[2 * i].name, infos[2 * i + 1].name),
+                                      needsInputGradient: i > 0, weights: parameters.baseAddress! + start,
+                                      grads: gradients.baseAddress! + start, maxBatch: self.maxBatch)
             tensorIndex += 2
         }
         for (i, shape) in denseShapes.enumerated() {
             let start = tensors[tensorIndex].offset
-            layers.append(DenseLayer(inputs: shape.inputs, units: shape.units, relu: i < denseShapes.count - 1,
+            layers.append(DenseLayer(inputs: shape.inputs, units: shape.units, relu: i < denseShapes.count - 1, name: denseInfos[i].name,
                                      weights: parameters.baseAddress! + start, grads: gradients.baseAddress! + start, maxBatch: self.maxBatch))
             tensorIndex += 2
         }

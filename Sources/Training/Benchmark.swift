@@ -81,7 +81,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     var rng = SplitMix64(seed: 1)
     primary.initialize(using: &rng)
     let replicas = try [primary] + (1..<workerCount).map { _ in try Network(architecture, maxBatch: perWorker, sharingWeightsWith: primary) }
-    let layerNames = try architecture.layers().filter { $0.kind != .flatten }.map(\.name)
+    let layerNames = primary.layerNames
     let slots = 2 * primary.layerCount + 1
     // Per worker: layer seconds, then data seconds; inputs and labels.
     let seconds = replicas.map { _ in UnsafeMutablePointer<Double>.allocate(capacity: slots + 1) }

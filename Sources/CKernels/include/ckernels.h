@@ -41,6 +41,16 @@ void dpk_conv_backward_input(const dpk_path *path, const dpk_conv *g, const floa
 /// grad[r, :] = 0 where out[r, :] <= 0 (ReLU backward), and db = the column sums of the result.
 void dpk_relu_backward_bias(const dpk_path *path, float *grad, const float *out, int rows, int columns, float *db);
 
+/// Conv + bias + ReLU + max pooling (pool x pool, stride pool) fused image by image, for a geometry
+/// `dpk_conv_supports` takes forward: pooled [batch, out_h/pool, out_w/pool, filters]; argmax: each
+/// winner's index within its image's conv output; scratch: out_h·out_w·filters floats.
+void dpk_conv_pool_forward(const dpk_path *path, const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
+                           float *pooled, int *argmax, float *scratch, int batch);
+/// Its backward from the pooled gradient: dw and db (overwritten), and din when not NULL (a geometry
+/// `dpk_conv_supports` takes for the input gradient; wt as for dpk_conv_backward_input). din may be `in`.
+void dpk_conv_pool_backward(const dpk_path *path, const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,
+                            const float *dpooled, const float *w, float *wt, float *scratch, float *dw, float *db, float *din, int batch);
+
 /// Max pooling of [batch, h, w, c] by pool x pool windows into [batch, h/pool, w/pool, c]; argmax gets
 /// each winner's index into `in` (the first maximum on ties).
 void dpk_max_pool(const dpk_path *path, const float *in, float *out, int *argmax, int batch, int h, int w, int c, int pool);

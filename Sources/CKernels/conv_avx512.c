@@ -6,6 +6,8 @@
 #define NVMAX 4
 #define RMAX1 12
 #define RMAX2 12
+#define RMAX3 8
+#define RMAX4 6
 #define FN(name) name##_avx512
 #include "conv_impl.h"
 #include "pool_impl.h"

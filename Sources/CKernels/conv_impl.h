@@ -1,5 +1,5 @@
 // The conv kernels, written once over vectors of VL floats and compiled once per instruction set
-// (conv_avx512.c, conv_avx2.c, conv_portable.c define VL, NVMAX, RMAX and FN before including it).
+// (conv_avx512.c, conv_avx2.c, conv_portable.c define VL, NVMAX, RMAX1..RMAX<NVMAX> and FN before including it).
 //
 // Every pass is one register-tiled micro-kernel, a batch-reduce GEMM over strided views of NHWC:
 //   acc[r][v] = Σ_t Σ_k A[t·at + r·ar + k·ak] · B[t·bt + k·ldb + v·VL]      r < R, v < NV
@@ -76,15 +76,26 @@ static void FN(tile_any)(int R, int NV, int T, int K, const float *a, long at, l
 #endif
                        } break;
 #if NVMAX > 2
-    case 3: switch (R) { CASE_R(3, 1) CASE_R(3, 2) CASE_R(3, 3) CASE_R(3, 4) CASE_R(3, 5) CASE_R(3, 6)
-                         CASE_R(3, 7) CASE_R(3, 8) } break;
+    case 3: switch (R) { CASE_R(3, 1) CASE_R(3, 2) CASE_R(3, 3) CASE_R(3, 4)
+#if RMAX3 > 4
+                         CASE_R(3, 5) CASE_R(3, 6) CASE_R(3, 7) CASE_R(3, 8)
+#endif
+                       } break;
+#endif
+#if NVMAX > 3
     case 4: switch (R) { CASE_R(4, 1) CASE_R(4, 2) CASE_R(4, 3) CASE_R(4, 4) CASE_R(4, 5) CASE_R(4, 6) } break;
 #endif
     }
     __builtin_trap();
 }
 
-static int FN(rmax)(int nv) { return nv == 1 ? RMAX1 : nv == 2 ? RMAX2 : nv == 3 ? 8 : 6; }
+#if NVMAX == 2
+#define RMAX3 0
+#endif
+#if NVMAX < 4
+#define RMAX4 0
+#endif
+static int FN(rmax)(int nv) { return nv == 1 ? RMAX1 : nv == 2 ? RMAX2 : nv == 3 ? RMAX3 : RMAX4; }
 
 // Calls tile_any over a span of `rows` tile rows and `vectors` columns of VL floats: column
 // blocks of up to NVMAX vectors, row blocks of nearly equal size that fit the registers.

@@ -1,5 +1,6 @@
 // Kernel bench for the conv passes (as llm.c's dev/cpu): every path of Sources/CKernels against a
-// plain reference, then timed, on the reference model's layers; OpenBLAS im2col + sgemm as the bar.
+// plain reference, then timed, on the reference model's layers; OpenBLAS im2col + sgemm as the bar;
+// then the fused conv + ReLU + 2x2 pooling passes the layers run.
 //   dev/cpu/run            (builds with clang -O3 and runs; BATCH=50 REPEATS=50 by default)
 #include "ckernels.h"
 #include <cblas.h>
@@ -128,6 +129,52 @@ int main(void) {
                 printf("  %-11s %-8s %8.1f us %7.1f GFLOP/s  error %.1e%s\n", names[pass], p < 0 ? "openblas" : paths[p],
                        t[repeats / 2] * 1e6, flops / t[repeats / 2] / 1e9, error, error > 1e-5 ? "  WRONG" : "");
             }
+        }
+        // Conv + ReLU + 2x2 max pooling fused image by image, as the layers run it.
+        {
+            int pool = 2, ph = g->out_h / pool, pw = g->out_w / pool;
+            long npool = (long)batch * ph * pw * g->filters;
+            float *pooled = malloc(4 * npool), *refpool = malloc(4 * npool), *dp = randoms(npool), *scratch = malloc(4 * nout / batch);
+            float *dconv = calloc(nout, 4), *db = malloc(4 * g->filters), *refdw = malloc(4 * nw), *refdin = malloc(4 * nin);
+            int *argmax = malloc(sizeof(int) * npool);
+            ref_forward(g, in, w, b, ref, batch);
+            // Reference pooling, and the conv output's gradient it routes back (ReLU'd winners only).
+            for (int n = 0; n < batch; n++) for (int y = 0; y < ph; y++) for (int x = 0; x < pw; x++) for (int f = 0; f < g->filters; f++) {
+                long best = OUT(g, n, y * pool, x * pool, f);
+                for (int dy = 0; dy < pool; dy++) for (int dx = 0; dx < pool; dx++) {
+                    long at = OUT(g, n, y * pool + dy, x * pool + dx, f);
+                    if (ref[at] > ref[best]) best = at;
+                }
+                long o = (((long)n * ph + y) * pw + x) * g->filters + f;
+                refpool[o] = ref[best];
+                dconv[best] = ref[best] > 0 ? dp[o] : 0;
+            }
+            ref_weights(g, in, dconv, refdw, batch);
+            ref_input(g, dconv, w, refdin, batch);
+            for (int p = 0; p < 3; p++) {
+                const dpk_path *k = dpk_path_named(paths[p]);
+                if (!k || !dpk_conv_supports(k, g, DPK_FORWARD)) continue;
+                int with_input = dpk_conv_supports(k, g, DPK_BACKWARD_INPUT);
+                double tf[1000], tb[1000];
+                for (int r = 0; r < repeats && r < 1000; r++) {
+                    double start = now();
+                    dpk_conv_pool_forward(k, g, pool, in, w, b, pooled, argmax, scratch, batch);
+                    double mid = now();
+                    dpk_conv_pool_backward(k, g, pool, in, pooled, argmax, dp, w, wt, scratch, dw, db, with_input ? din : 0, batch);
+                    tf[r] = mid - start;
+                    tb[r] = now() - mid;
+                }
+                qsort(tf, repeats, sizeof(double), cmp);
+                qsort(tb, repeats, sizeof(double), cmp);
+                double ef = max_error(pooled, refpool, npool), eb = max_error(dw, refdw, nw);
+                if (with_input && max_error(din, refdin, nin) > eb) eb = max_error(din, refdin, nin);
+                if (ef > 1e-5 || eb > 1e-5) failed = 1;
+                printf("  %-11s %-8s %8.1f us %7.1f GFLOP/s  error %.1e%s\n", "fused fwd", paths[p], tf[repeats / 2] * 1e6,
+                       flops / tf[repeats / 2] / 1e9, ef, ef > 1e-5 ? "  WRONG" : "");
+                printf("  %-11s %-8s %8.1f us %7.1f GFLOP/s  error %.1e%s\n", with_input ? "fused bwd" : "fused bwd-w", paths[p],
+                       tb[repeats / 2] * 1e6, (with_input ? 2 : 1) * flops / tb[repeats / 2] / 1e9, eb, eb > 1e-5 ? "  WRONG" : "");
+            }
+            free(pooled); free(refpool); free(dp); free(scratch); free(dconv); free(db); free(refdw); free(refdin); free(argmax);
         }
         free(in); free(w); free(b); free(d); free(out); free(ref); free(dw); free(din); free(wt); free(cols);
     }

@@ -19,6 +19,10 @@ static inline vf FN(splat)(float x) { return (vf){0} + x; }
 
 enum { MODE_BIAS_RELU, MODE_STORE, MODE_ADD };
 
+// SwiftPM builds C at -O2, whose unrolling limits would leave the accumulators in memory: unroll
+// the loops over tile rows and vectors by hand.
+#define UNROLL _Pragma("clang loop unroll(full)")
+
 // R and NV are constants at every call site, so the accumulators live in registers.
 static inline __attribute__((always_inline)) void FN(tile)(
     const int R, const int NV, int T, int K,
@@ -27,33 +31,33 @@ static inline __attribute__((always_inline)) void FN(tile)(
     int mode, float *c, long ldc, const float *bias)
 {
     vf acc[RMAX1][NVMAX];
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
     for (int t = 0; t < T; t++) {
         const float *at_ = a + t * at, *bt_ = b + t * bt;
         for (int k = 0; k < K; k++) {
             vf w[NVMAX];
-            for (int v = 0; v < NV; v++) w[v] = FN(load)(bt_ + k * ldb + v * VL);
-            for (int r = 0; r < R; r++) {
+            UNROLL for (int v = 0; v < NV; v++) w[v] = FN(load)(bt_ + k * ldb + v * VL);
+            UNROLL for (int r = 0; r < R; r++) {
                 vf x = FN(splat)(at_[r * ar + k * ak]);
-                for (int v = 0; v < NV; v++) acc[r][v] += x * w[v];
+                UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * w[v];
             }
         }
     }
     if (mode == MODE_BIAS_RELU) {
-        for (int v = 0; v < NV; v++) {
+        UNROLL for (int v = 0; v < NV; v++) {
             vf bv = FN(load)(bias + v * VL);
-            for (int r = 0; r < R; r++) {
+            UNROLL for (int r = 0; r < R; r++) {
                 vf y = acc[r][v] + bv;
                 FN(store)(c + r * ldc + v * VL, __builtin_elementwise_max(y, (vf){0}));
             }
         }
     } else if (mode == MODE_STORE) {
-        for (int r = 0; r < R; r++)
-            for (int v = 0; v < NV; v++) FN(store)(c + r * ldc + v * VL, acc[r][v]);
+        UNROLL for (int r = 0; r < R; r++)
+            UNROLL for (int v = 0; v < NV; v++) FN(store)(c + r * ldc + v * VL, acc[r][v]);
     } else {
-        for (int r = 0; r < R; r++)
-            for (int v = 0; v < NV; v++) {
+        UNROLL for (int r = 0; r < R; r++)
+            UNROLL for (int v = 0; v < NV; v++) {
                 float *p = c + r * ldc + v * VL;
                 FN(store)(p, FN(load)(p) + acc[r][v]);
             }
@@ -203,7 +207,7 @@ double FN(fma_loop)(long iterations)
     vf acc[12], x = FN(splat)(0.999999f), y = FN(splat)(1e-7f);
     for (int i = 0; i < 12; i++) acc[i] = FN(splat)((float)i);
     for (long n = 0; n < iterations; n++)
-        for (int i = 0; i < 12; i++) acc[i] = acc[i] * x + y;
+        UNROLL for (int i = 0; i < 12; i++) acc[i] = acc[i] * x + y;
     float sum = 0;
     for (int i = 0; i < 12; i++) sum += acc[i][0];
     FN(fma_sink) = sum;  // keeps the loop alive

@@ -26,7 +26,7 @@ const dpk_path *dpk_best_path(void);
 const dpk_path *dpk_path_named(const char *name);
 const char *dpk_path_name(const dpk_path *path);
 
-/// Flush denormals to zero (FTZ + DAZ) on the calling thread; a no-op off x86.
+/// Flush denormals to zero on the calling thread (FTZ + DAZ on x86-64, FZ on aarch64).
 void dpk_flush_denormals(void);
 
 int dpk_conv_supports(const dpk_path *path, const dpk_conv *g, int pass);

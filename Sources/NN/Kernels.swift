@@ -1,6 +1,5 @@
 import CBLAS
 import CKernels
-import Foundation
 
 /// Which conv kernels a layer runs: one instruction set of CKernels, or "im2col" (im2col + OpenBLAS,
 /// the general path every shape has).
@@ -31,7 +30,7 @@ public enum Kernels {
     /// The path layers built on this task take: DPTRAIN_KERNELS (avx512, avx2, portable or im2col)
     /// when this CPU has it, else the fastest. Tests bind another with `Kernels.$path.withValue`.
     @TaskLocal public static var path: KernelPath = {
-        let forced = ProcessInfo.processInfo.environment["DPTRAIN_KERNELS"] ?? ""
+        let forced = getenv("DPTRAIN_KERNELS").map { String(cString: $0) } ?? ""
         return KernelPath(named: forced) ?? KernelPath(named: String(cString: dpk_path_name(dpk_best_path())))!
     }()
 

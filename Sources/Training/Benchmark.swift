@@ -154,7 +154,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     // Every rank's figures, each in its own slots of one sum.
     let fields = 3
     var figures = [Double](repeating: 0, count: fields * comm.size)
-    figures[fields * comm.rank] = Double(mine(rankBatch: config.batchSize, comm)) * Double(config.steps) / wall
+    figures[fields * comm.rank] = Double(examplesOnRank(globalBatch: config.batchSize, comm)) * Double(config.steps) / wall
     figures[fields * comm.rank + 1] = times.step
     figures[fields * comm.rank + 2] = rankPeak
     try comm.allreduce(&figures, .sum)
@@ -172,7 +172,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
 }
 
 /// Examples of each global batch on this rank.
-private func mine(rankBatch globalBatch: Int, _ comm: Communicator) -> Int {
+private func examplesOnRank(globalBatch: Int, _ comm: Communicator) -> Int {
     globalBatch * (comm.rank + 1) / comm.size - globalBatch * comm.rank / comm.size
 }
 

@@ -19,7 +19,9 @@ let package = Package(
         .target(name: "MPIShim", dependencies: ["CMPI"]),
 
         .target(name: "Datasets", dependencies: ["CZlib"]),
-        .target(name: "NN", dependencies: ["CBLAS"]),
+        // The conv kernels: C with intrinsics per instruction set, chosen at run time.
+        .target(name: "CKernels"),
+        .target(name: "NN", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "Collectives", dependencies: ["MPIShim"]),
         // safetensors and model files: what NN's tests and Training both read and write.
         .target(name: "ModelFiles", dependencies: ["NN"]),

@@ -1,7 +1,51 @@
 import CBLAS
+import CKernels
+
+/// Which conv kernels a layer runs: one instruction set of CKernels, or "im2col" (im2col + OpenBLAS,
+/// the general path every shape has).
+public struct KernelPath: @unchecked Sendable {
+    public let name: String
+    /// nil for im2col.
+    let kernels: OpaquePointer?
+
+    /// nil when this CPU or build lacks it.
+    public init?(named name: String) {
+        if name == "im2col" {
+            kernels = nil
+        } else if let kernels = dpk_path_named(name) {
+            self.kernels = kernels
+        } else {
+            return nil
+        }
+        self.name = name
+    }
+
+    /// Every path this machine can run, fastest first.
+    public static var available: [KernelPath] { ["avx512", "avx2", "portable", "im2col"].compactMap(KernelPath.init(named:)) }
+}
 
 /// Straight-line kernels over raw NHWC buffers. Batches are contiguous; nothing here allocates.
+/// The conv passes run in CKernels (see `pathName`); these are the general path and the rest.
 public enum Kernels {
+    /// The path layers built on this task take: DPTRAIN_KERNELS (avx512, avx2, portable or im2col)
+    /// when this CPU has it, else the fastest. Tests bind another with `Kernels.$path.withValue`.
+    @TaskLocal public static var path: KernelPath = {
+        let forced = getenv("DPTRAIN_KERNELS").map { String(cString: $0) } ?? ""
+        return KernelPath(named: forced) ?? KernelPath(named: String(cString: dpk_path_name(dpk_best_path())))!
+    }()
+
+    /// "avx512", "avx2", "portable" or "im2col": what the conv layers run on.
+    public static var pathName: String { path.name }
+
+    /// FTZ + DAZ on the calling thread: every thread that runs a kernel calls this once.
+    public static func flushDenormals() { dpk_flush_denormals() }
+
+    /// Monotonic seconds.
+    public static func now() -> Double { dpk_now() }
+
+    /// FLOP/s of an FMA loop on the calling thread, run for about `seconds`.
+    public static func fmaPeak(seconds: Double) -> Double { dpk_fma_peak(seconds) }
+
     /// C[M,N] = A[M,K]·B[K,N] (+ C when `accumulate`), row-major, optionally transposing A or B.
     @inline(__always)
     static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
@@ -126,62 +170,6 @@ public enum Kernels {
             for j in 0..<columns { out[j] += p[j] }
             p += columns
         }
-    }
-
-    /// Non-overlapping max pooling (stride = pool size, 'valid'); remembers the winner's index
-    /// (the first one on ties, as TensorFlow does). Channels go 8 at a time in SIMD registers.
-    static func maxPool(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
-                        batch: Int, height: Int, width: Int, channels c: Int, pool p: Int) {
-        let oh = height / p, ow = width / p
-        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
-        let vectorChannels = c / 8 * 8
-        let raw = UnsafeRawPointer(input)
-        var o = 0
-        for b in 0..<batch {
-            let imageBase = b * height * width * c
-            for y in 0..<oh {
-                for x in 0..<ow {
-                    let first = imageBase + ((y * p) * width + x * p) * c
-                    var ch = 0
-                    while ch < vectorChannels {
-                        var best = raw.loadUnaligned(fromByteOffset: (first + ch) * 4, as: SIMD8<Float>.self)
-                        var index = SIMD8<Int32>(repeating: Int32(first + ch)) &+ lanes
-                        for dy in 0..<p {
-                            for dx in 0..<p where dy != 0 || dx != 0 {
-                                let at = imageBase + ((y * p + dy) * width + x * p + dx) * c + ch
-                                let v = raw.loadUnaligned(fromByteOffset: at * 4, as: SIMD8<Float>.self)
-                                let better = v .> best
-                                best.replace(with: v, where: better)
-                                index.replace(with: SIMD8<Int32>(repeating: Int32(at)) &+ lanes,
-                                              where: unsafeBitCast(better, to: SIMDMask<SIMD8<Int32>>.self))
-                            }
-                        }
-                        UnsafeMutableRawPointer(output + o + ch).storeBytes(of: best, as: SIMD8<Float>.self)
-                        UnsafeMutableRawPointer(argmax + o + ch).storeBytes(of: index, as: SIMD8<Int32>.self)
-                        ch += 8
-                    }
-                    while ch < c {
-                        var best = input[first + ch], index = first + ch
-                        for dy in 0..<p {
-                            for dx in 0..<p {
-                                let at = imageBase + ((y * p + dy) * width + x * p + dx) * c + ch
-                                if input[at] > best { (best, index) = (input[at], at) }
-                            }
-                        }
-                        output[o + ch] = best
-                        argmax[o + ch] = Int32(index)
-                        ch += 1
-                    }
-                    o += c
-                }
-            }
-        }
-    }
-
-    static func maxPoolBackward(_ gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, outputCount: Int,
-                                _ gradInput: UnsafeMutablePointer<Float>, inputCount: Int) {
-        gradInput.update(repeating: 0, count: inputCount)
-        for i in 0..<outputCount { gradInput[Int(argmax[i])] += gradOutput[i] }
     }
 
     /// Softmax cross-entropy from logits, fused: probabilities, and when labels are given the

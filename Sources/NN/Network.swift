@@ -23,6 +23,13 @@ public final class Network {
     /// Softmax output of the last forward pass, [batch, classes].
     public let probabilities: UnsafeMutablePointer<Float>
 
+    /// When set (by `dptrain bench`), each layer's seconds are added here: forward in slots
+    /// 0..<L, backward in L..<2L, the softmax and loss in slot 2L (L = layers, Flatten excluded).
+    public var layerSeconds: UnsafeMutablePointer<Double>?
+    public var layerCount: Int { layers.count }
+    /// Keras's layer names, Flatten excluded; a conv block the kernels fuse is one "conv+pool" layer.
+    public var layerNames: [String] { layers.map(\.name) }
+
     private let layers: [any Layer]
     /// gradOutputs[i]: gradient w.r.t. layer i's output (nil for the first layer's input).
     private let gradOutputs: [UnsafeMutablePointer<Float>]
@@ -88,14 +95,14 @@ public final class Network {
         var tensorIndex = 0
         for (i, g) in geometries.enumerated() {
             let start = tensors[tensorIndex].offset
-            layers.append(Conv2DLayer(g, weights: parameters.baseAddress! + start, grads: self.gradients.baseAddress! + start, maxBatch: self.maxBatch))
-            layers.append(MaxPoolLayer(height: g.outHeight, width: g.outWidth, channels: g.filters,
-                                       pool: architecture.convBlocks[i].poolSize, maxBatch: self.maxBatch))
+            layers += convBlockLayers(g, pool: architecture.convBlocks[i].poolSize, names: (infos[2 * i].name, infos[2 * i + 1].name),
+                                      needsInputGradient: i > 0, weights: parameters.baseAddress! + start,
+                                      grads: self.gradients.baseAddress! + start, maxBatch: self.maxBatch)
             tensorIndex += 2
         }
         for (i, shape) in denseShapes.enumerated() {
             let start = tensors[tensorIndex].offset
-            layers.append(DenseLayer(inputs: shape.inputs, units: shape.units, relu: i < denseShapes.count - 1,
+            layers.append(DenseLayer(inputs: shape.inputs, units: shape.units, relu: i < denseShapes.count - 1, name: denseInfos[i].name,
                                      weights: parameters.baseAddress! + start, grads: self.gradients.baseAddress! + start, maxBatch: self.maxBatch))
             tensorIndex += 2
         }
@@ -156,7 +163,9 @@ public final class Network {
                                    gradientScale: gradientScale)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let layerInput = i == 0 ? input : UnsafePointer(layers[i - 1].output)
+            let start = layerSeconds == nil ? 0 : Kernels.now()
             layers[i].backward(layerInput, gradOutput: gradOutputs[i], gradInput: i == 0 ? nil : gradOutputs[i - 1], batch: batch)
+            if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
         }
         return result
     }
@@ -170,10 +179,14 @@ public final class Network {
                                batch: Int, gradientScale: Float) -> Totals {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the buffers' \(maxBatch)")
         var x = input
-        for layer in layers {
+        for (i, layer) in layers.enumerated() {
+            let start = layerSeconds == nil ? 0 : Kernels.now()
             layer.forward(x, batch: batch)
+            if let layerSeconds { layerSeconds[i] += Kernels.now() - start }
             x = UnsafePointer(layer.output)
         }
+        let start = layerSeconds == nil ? 0 : Kernels.now()
+        defer { if let layerSeconds { layerSeconds[2 * layers.count] += Kernels.now() - start } }
         let (lossSum, correct) = Kernels.softmaxCrossEntropy(logits: x, labels: labels, batch: batch, classes: classes,
                                                              probabilities: probabilities, gradient: gradient, gradientScale: gradientScale)
         return Totals(lossSum: lossSum, correct: Double(correct), count: batch)

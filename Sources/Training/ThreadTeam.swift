@@ -1,4 +1,5 @@
 import Foundation
+import NN
 
 /// A fixed team of threads that run one job together and wait for each other: the calling
 /// thread is member 0, the others are started once and park on semaphores between jobs, so a
@@ -21,8 +22,10 @@ final class ThreadTeam {
         self.size = max(size, 1)
         let shared = Shared(size: self.size)
         self.shared = shared
+        Kernels.flushDenormals()  // member 0 is the caller
         for member in 1..<self.size {
             let thread = Thread {
+                Kernels.flushDenormals()
                 while true {
                     shared.start[member].wait()
                     if shared.stopping { return }

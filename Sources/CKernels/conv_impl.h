@@ -1,0 +1,215 @@
+// The conv kernels, written once over vectors of VL floats and compiled once per instruction set
+// (conv_avx512.c, conv_avx2.c, conv_portable.c define VL, NVMAX, RMAX1..RMAX<NVMAX> and FN before including it).
+//
+// Every pass is one register-tiled micro-kernel, a batch-reduce GEMM over strided views of NHWC:
+//   acc[r][v] = Σ_t Σ_k A[t·at + r·ar + k·ak] · B[t·bt + k·ldb + v·VL]      r < R, v < NV
+// forward:        r = output column, k = (kw, c) of one kernel row, t = kernel row; B = HWIO kernel
+// weight grad:    r = (kw, c) of kernel row kh, k = output column, t = output row; B = dout
+// input grad:     r = output column, k = filter, one kernel row; B = the kernel transposed per row,
+//                 and the tile is added into the R overlapping input windows it touches, in order.
+// So nothing is unfolded (no im2col), no column matrix is zeroed, and bias + ReLU ride on the store.
+#include <string.h>
+
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int vi __attribute__((vector_size(VL * 4)));
+
+static inline vf FN(load)(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void FN(store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
+static inline vf FN(splat)(float x) { return (vf){0} + x; }
+
+enum { MODE_BIAS_RELU, MODE_STORE, MODE_ADD };
+
+// SwiftPM builds C at -O2, whose unrolling limits would leave the accumulators in memory: unroll
+// the loops over tile rows and vectors by hand.
+#define UNROLL _Pragma("clang loop unroll(full)")
+
+// R and NV are constants at every call site, so the accumulators live in registers.
+static inline __attribute__((always_inline)) void FN(tile)(
+    const int R, const int NV, int T, int K,
+    const float *a, long at, long ar, long ak,
+    const float *b, long bt, long ldb,
+    int mode, float *c, long ldc, const float *bias)
+{
+    vf acc[RMAX1][NVMAX];
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+    for (int t = 0; t < T; t++) {
+        const float *at_ = a + t * at, *bt_ = b + t * bt;
+        for (int k = 0; k < K; k++) {
+            vf w[NVMAX];
+            UNROLL for (int v = 0; v < NV; v++) w[v] = FN(load)(bt_ + k * ldb + v * VL);
+            UNROLL for (int r = 0; r < R; r++) {
+                vf x = FN(splat)(at_[r * ar + k * ak]);
+                UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * w[v];
+            }
+        }
+    }
+    if (mode == MODE_BIAS_RELU) {
+        UNROLL for (int v = 0; v < NV; v++) {
+            vf bv = FN(load)(bias + v * VL);
+            UNROLL for (int r = 0; r < R; r++) {
+                vf y = acc[r][v] + bv;
+                FN(store)(c + r * ldc + v * VL, __builtin_elementwise_max(y, (vf){0}));
+            }
+        }
+    } else if (mode == MODE_STORE) {
+        UNROLL for (int r = 0; r < R; r++)
+            UNROLL for (int v = 0; v < NV; v++) FN(store)(c + r * ldc + v * VL, acc[r][v]);
+    } else {
+        UNROLL for (int r = 0; r < R; r++)
+            UNROLL for (int v = 0; v < NV; v++) {
+                float *p = c + r * ldc + v * VL;
+                FN(store)(p, FN(load)(p) + acc[r][v]);
+            }
+    }
+}
+
+#define TILE_ARGS T, K, a, at, ar, ak, b, bt, ldb, mode, c, ldc, bias
+#define CASE_R(nv, r) case r: FN(tile)(r, nv, TILE_ARGS); return;
+
+// One instantiation per (R, NV): R up to RMAX(NV).
+static void FN(tile_any)(int R, int NV, int T, int K, const float *a, long at, long ar, long ak,
+                         const float *b, long bt, long ldb, int mode, float *c, long ldc, const float *bias)
+{
+    switch (NV) {
+    case 1: switch (R) { CASE_R(1, 1) CASE_R(1, 2) CASE_R(1, 3) CASE_R(1, 4) CASE_R(1, 5) CASE_R(1, 6)
+                         CASE_R(1, 7) CASE_R(1, 8) CASE_R(1, 9) CASE_R(1, 10) CASE_R(1, 11) CASE_R(1, 12) } break;
+    case 2: switch (R) { CASE_R(2, 1) CASE_R(2, 2) CASE_R(2, 3) CASE_R(2, 4) CASE_R(2, 5) CASE_R(2, 6)
+#if RMAX2 > 6
+                         CASE_R(2, 7) CASE_R(2, 8) CASE_R(2, 9) CASE_R(2, 10) CASE_R(2, 11) CASE_R(2, 12)
+#endif
+                       } break;
+#if NVMAX > 2
+    case 3: switch (R) { CASE_R(3, 1) CASE_R(3, 2) CASE_R(3, 3) CASE_R(3, 4)
+#if RMAX3 > 4
+                         CASE_R(3, 5) CASE_R(3, 6) CASE_R(3, 7) CASE_R(3, 8)
+#endif
+                       } break;
+#endif
+#if NVMAX > 3
+    case 4: switch (R) { CASE_R(4, 1) CASE_R(4, 2) CASE_R(4, 3) CASE_R(4, 4) CASE_R(4, 5) CASE_R(4, 6) } break;
+#endif
+    }
+    __builtin_trap();
+}
+
+#if NVMAX == 2
+#define RMAX3 0
+#endif
+#if NVMAX < 4
+#define RMAX4 0
+#endif
+static int FN(rmax)(int nv) { return nv == 1 ? RMAX1 : nv == 2 ? RMAX2 : nv == 3 ? RMAX3 : RMAX4; }
+
+// Calls tile_any over a span of `rows` tile rows and `vectors` columns of VL floats: column
+// blocks of up to NVMAX vectors, row blocks of nearly equal size that fit the registers.
+static void FN(tiles)(int rows, int vectors, int T, int K, const float *a, long at, long ar, long ak,
+                      const float *b, long bt, long ldb, int mode, float *c, long ldc, const float *bias)
+{
+    for (int v0 = 0; v0 < vectors; v0 += NVMAX) {
+        int nv = vectors - v0 < NVMAX ? vectors - v0 : NVMAX;
+        // Equal row blocks: 8 rows as 4 + 4, not 6 + a weak 2.
+        int blocks = (rows + FN(rmax)(nv) - 1) / FN(rmax)(nv), rm = (rows + blocks - 1) / blocks;
+        for (int r0 = 0; r0 < rows; r0 += rm) {
+            int r = rows - r0 < rm ? rows - r0 : rm;
+            FN(tile_any)(r, nv, T, K, a + r0 * ar, at, ar, ak, b + v0 * VL, bt, ldb, mode,
+                         c + r0 * ldc + v0 * VL, ldc, bias ? bias + v0 * VL : 0);
+        }
+    }
+}
+
+void FN(dpk_conv_forward)(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch)
+{
+    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
+    for (int n = 0; n < batch; n++) {
+        const float *image = in + n * g->in_h * row;
+        for (int oh = 0; oh < g->out_h; oh++)
+            FN(tiles)(g->out_w, F / VL, g->kernel, kc,
+                      image + oh * g->stride * row, row, (long)g->stride * g->in_c, 1,
+                      w, kc * F, F, MODE_BIAS_RELU,
+                      out + ((long)n * g->out_h + oh) * g->out_w * F, F, bias);
+    }
+}
+
+// dw (+)= this image's share, HWIO.
+static void FN(weights_image)(const dpk_conv *g, const float *image, const float *d, float *dw, int accumulate)
+{
+    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
+    for (int kh = 0; kh < g->kernel; kh++)
+        FN(tiles)(kc, F / VL, g->out_h, g->out_w,
+                  image + kh * row, g->stride * row, 1, (long)g->stride * g->in_c,
+                  d, g->out_w * F, F, accumulate ? MODE_ADD : MODE_STORE,
+                  dw + kh * kc * F, F, 0);
+}
+
+void FN(dpk_conv_backward_weights)(const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
+{
+    // Image by image, so the sum's order depends on the sub-batch only.
+    for (int n = 0; n < batch; n++)
+        FN(weights_image)(g, in + (long)n * g->in_h * g->in_w * g->in_c, dout + (long)n * g->out_h * g->out_w * g->filters, dw, n > 0);
+}
+
+// wt[kh][f][j] = w[kh][j][f]: each kernel row as a [filters, kernel·in_c] matrix.
+static void FN(transpose_kernel)(const dpk_conv *g, const float *w, float *wt)
+{
+    const long kc = (long)g->kernel * g->in_c, F = g->filters;
+    for (int kh = 0; kh < g->kernel; kh++)
+        for (long j = 0; j < kc; j++)
+            for (long f = 0; f < F; f++) wt[(kh * F + f) * kc + j] = w[(kh * kc + j) * F + f];
+}
+
+// image = this image's input gradient (overwritten).
+static void FN(input_image)(const dpk_conv *g, const float *d, const float *wt, float *image)
+{
+    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
+    memset(image, 0, sizeof(float) * g->in_h * row);
+    for (int kh = 0; kh < g->kernel; kh++)
+        for (int oh = 0; oh < g->out_h; oh++)
+            FN(tiles)(g->out_w, kc / VL, 1, F,
+                      d + (long)oh * g->out_w * F, 0, F, 1,
+                      wt + kh * F * kc, 0, kc, MODE_ADD,
+                      image + (oh * g->stride + kh) * row, (long)g->stride * g->in_c, 0);
+}
+
+void FN(dpk_conv_backward_input)(const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)
+{
+    FN(transpose_kernel)(g, w, wt);
+    for (int n = 0; n < batch; n++)
+        FN(input_image)(g, dout + (long)n * g->out_h * g->out_w * g->filters, wt, din + (long)n * g->in_h * g->in_w * g->in_c);
+}
+
+void FN(dpk_relu_backward_bias)(float *grad, const float *out, int rows, int columns, float *db)
+{
+    for (int j = 0; j < columns; j++) db[j] = 0;
+    int vectors = columns / VL * VL;
+    for (int r = 0; r < rows; r++) {
+        float *g = grad + (long)r * columns;
+        const float *o = out + (long)r * columns;
+        int j = 0;
+        for (; j < vectors; j += VL) {
+            vf gv = FN(load)(g + j);
+            gv = (vf)((vi)gv & (FN(load)(o + j) > 0));
+            FN(store)(g + j, gv);
+            FN(store)(db + j, FN(load)(db + j) + gv);
+        }
+        for (; j < columns; j++) {
+            if (o[j] <= 0) g[j] = 0;
+            db[j] += g[j];
+        }
+    }
+}
+
+volatile float FN(fma_sink);
+
+// Twelve independent chains hide the FMA latency; returns FLOPs done.
+double FN(fma_loop)(long iterations)
+{
+    vf acc[12], x = FN(splat)(0.999999f), y = FN(splat)(1e-7f);
+    for (int i = 0; i < 12; i++) acc[i] = FN(splat)((float)i);
+    for (long n = 0; n < iterations; n++)
+        UNROLL for (int i = 0; i < 12; i++) acc[i] = acc[i] * x + y;
+    float sum = 0;
+    for (int i = 0; i < 12; i++) sum += acc[i][0];
+    FN(fma_sink) = sum;  // keeps the loop alive
+    return 2.0 * VL * 12 * iterations;
+}

@@ -1,0 +1,163 @@
+// The kernels' instruction sets, which of them this CPU runs (CPUID), and calls through one of them.
+#include "include/ckernels.h"
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#include <pmmintrin.h>
+#endif
+
+#define DECLARE(isa)                                                                                          \
+    void dpk_conv_forward_##isa(const dpk_conv *, const float *, const float *, const float *, float *, int); \
+    void dpk_conv_backward_weights_##isa(const dpk_conv *, const float *, const float *, float *, int);       \
+    void dpk_conv_backward_input_##isa(const dpk_conv *, const float *, const float *, float *, float *, int); \
+    void dpk_relu_backward_bias_##isa(float *, const float *, int, int, float *);                            \
+    void dpk_max_pool_##isa(const float *, float *, int *, int, int, int, int, int);                         \
+    void dpk_max_pool_backward_##isa(const float *, const int *, float *, int, int, int, int, int);           \
+    void dpk_conv_pool_forward_##isa(const dpk_conv *, int, const float *, const float *, const float *,     \
+                                      float *, int *, float *, int);                                         \
+    void dpk_conv_pool_backward_##isa(const dpk_conv *, int, const float *, const float *, const int *,      \
+                                       const float *, const float *, float *, float *, float *, float *,    \
+                                       float *, int);                                                        \
+    double fma_loop_##isa(long);
+#define ENTRY(isa, vl) {#isa, vl, dpk_conv_forward_##isa, dpk_conv_backward_weights_##isa, \
+                        dpk_conv_backward_input_##isa, dpk_relu_backward_bias_##isa, \
+                        dpk_max_pool_##isa, dpk_max_pool_backward_##isa, dpk_conv_pool_forward_##isa, \
+                        dpk_conv_pool_backward_##isa, fma_loop_##isa}
+
+struct dpk_path {
+    const char *name;
+    int vl;
+    void (*forward)(const dpk_conv *, const float *, const float *, const float *, float *, int);
+    void (*backward_weights)(const dpk_conv *, const float *, const float *, float *, int);
+    void (*backward_input)(const dpk_conv *, const float *, const float *, float *, float *, int);
+    void (*relu_backward_bias)(float *, const float *, int, int, float *);
+    void (*max_pool)(const float *, float *, int *, int, int, int, int, int);
+    void (*max_pool_backward)(const float *, const int *, float *, int, int, int, int, int);
+    void (*conv_pool_forward)(const dpk_conv *, int, const float *, const float *, const float *, float *, int *, float *, int);
+    void (*conv_pool_backward)(const dpk_conv *, int, const float *, const float *, const int *, const float *, const float *,
+                               float *, float *, float *, float *, float *, int);
+    double (*fma_loop)(long);
+};
+typedef struct dpk_path path;
+
+DECLARE(portable)
+#if defined(__x86_64__)
+DECLARE(avx2)
+DECLARE(avx512)
+#endif
+
+// Best first.
+static const path paths[] = {
+#if defined(__x86_64__)
+    ENTRY(avx512, 16),
+    ENTRY(avx2, 8),
+#endif
+    ENTRY(portable, 4),
+};
+enum { PATH_COUNT = sizeof paths / sizeof paths[0] };
+
+static int runs_here(const path *p)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (strcmp(p->name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+    if (strcmp(p->name, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return strcmp(p->name, "portable") == 0;
+}
+
+const dpk_path *dpk_best_path(void)
+{
+    for (int i = 0; i < PATH_COUNT; i++)
+        if (runs_here(&paths[i])) return &paths[i];
+    return &paths[PATH_COUNT - 1];
+}
+
+const dpk_path *dpk_path_named(const char *name)
+{
+    for (int i = 0; i < PATH_COUNT; i++)
+        if (strcmp(paths[i].name, name) == 0 && runs_here(&paths[i])) return &paths[i];
+    return 0;
+}
+
+const char *dpk_path_name(const dpk_path *p) { return p->name; }
+
+void dpk_flush_denormals(void)
+{
+#if defined(__x86_64__)
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+#elif defined(__aarch64__)
+    unsigned long fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ volatile("msr fpcr, %0" ::"r"(fpcr | (1ul << 24)));  // FZ
+#endif
+}
+
+int dpk_conv_supports(const dpk_path *p, const dpk_conv *g, int pass)
+{
+    if (g->filters % p->vl != 0) return 0;
+    return pass != DPK_BACKWARD_INPUT || (g->kernel * g->in_c) % p->vl == 0;
+}
+
+void dpk_conv_forward(const dpk_path *p, const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch)
+{
+    p->forward(g, in, w, bias, out, batch);
+}
+
+void dpk_conv_backward_weights(const dpk_path *p, const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
+{
+    p->backward_weights(g, in, dout, dw, batch);
+}
+
+void dpk_conv_backward_input(const dpk_path *p, const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)
+{
+    p->backward_input(g, dout, w, wt, din, batch);
+}
+
+void dpk_relu_backward_bias(const dpk_path *p, float *grad, const float *out, int rows, int columns, float *db)
+{
+    p->relu_backward_bias(grad, out, rows, columns, db);
+}
+
+void dpk_max_pool(const dpk_path *p, const float *in, float *out, int *argmax, int batch, int h, int w, int c, int pool)
+{
+    p->max_pool(in, out, argmax, batch, h, w, c, pool);
+}
+
+void dpk_max_pool_backward(const dpk_path *p, const float *gout, const int *argmax, float *gin, int batch, int h, int w, int c, int pool)
+{
+    p->max_pool_backward(gout, argmax, gin, batch, h, w, c, pool);
+}
+
+void dpk_conv_pool_forward(const dpk_path *p, const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
+                           float *pooled, int *argmax, float *scratch, int batch)
+{
+    p->conv_pool_forward(g, pool, in, w, bias, pooled, argmax, scratch, batch);
+}
+
+void dpk_conv_pool_backward(const dpk_path *p, const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,
+                            const float *dpooled, const float *w, float *wt, float *scratch, float *dw, float *db, float *din, int batch)
+{
+    p->conv_pool_backward(g, pool, in, pooled, argmax, dpooled, w, wt, scratch, dw, db, din, batch);
+}
+
+double dpk_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+// The CPU's limit, so with its widest vectors whatever path the kernels are forced to.
+double dpk_fma_peak(double seconds)
+{
+    const path *p = dpk_best_path();
+    double flops = 0, start = dpk_now(), elapsed;
+    do flops += p->fma_loop(1 << 20);
+    while ((elapsed = dpk_now() - start) < seconds);
+    return flops / elapsed;
+}

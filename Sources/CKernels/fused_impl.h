@@ -1,0 +1,60 @@
+// Conv + bias + ReLU + max pooling, image by image: one image's conv output (and its gradient)
+// lives in a small scratch buffer that stays in cache, instead of a whole batch's going through
+// memory four times. Included after conv_impl.h and pool_impl.h; filters are a multiple of VL.
+
+void FN(dpk_conv_pool_forward)(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
+                               float *pooled, int *argmax, float *scratch, int batch)
+{
+    const long image = (long)g->in_h * g->in_w * g->in_c, out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
+    for (int n = 0; n < batch; n++) {
+        FN(dpk_conv_forward)(g, in + n * image, w, bias, scratch, 1);
+        FN(dpk_max_pool)(scratch, pooled + n * out, argmax + n * out, 1, g->out_h, g->out_w, g->filters, pool);
+    }
+}
+
+// dconv [h, w, c] = the pooled gradient at each window's winner, where the winner (the ReLU output)
+// is positive, and zeros elsewhere; db += its column sums.
+static void FN(unpool_relu)(const float *dpooled, const float *pooled, const int *argmax, float *dconv, float *db,
+                            int h, int w, int c, int p)
+{
+    const int oh = h / p, ow = w / p;
+    vi lanes;
+    for (int i = 0; i < VL; i++) lanes[i] = i;
+    memset(dconv + oh * p * w * c, 0, sizeof(float) * (h - oh * p) * w * c);
+    for (int y = 0; y < oh * p && ow * p < w; y++)
+        memset(dconv + (y * w + ow * p) * c, 0, sizeof(float) * (w - ow * p) * c);
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            const int first = ((y * p) * w + x * p) * c;
+            for (int ch = 0; ch < c; ch += VL) {
+                vf g = FN(load)(dpooled + ch);
+                g = (vf)((vi)g & (FN(load)(pooled + ch) > 0));
+                FN(store)(db + ch, FN(load)(db + ch) + g);
+                vi index;
+                memcpy(&index, argmax + ch, sizeof index);
+                for (int dy = 0; dy < p; dy++)
+                    for (int dx = 0; dx < p; dx++) {
+                        const int at = first + (dy * w + dx) * c + ch;
+                        FN(store)(dconv + at, (vf)((vi)g & (index == lanes + at)));
+                    }
+            }
+            dpooled += c;
+            pooled += c;
+            argmax += c;
+        }
+}
+
+void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,
+                                const float *dpooled, const float *w, float *wt, float *scratch,
+                                float *dw, float *db, float *din, int batch)
+{
+    const long image = (long)g->in_h * g->in_w * g->in_c, out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
+    memset(db, 0, sizeof(float) * g->filters);
+    if (din) FN(transpose_kernel)(g, w, wt);
+    for (int n = 0; n < batch; n++) {
+        FN(unpool_relu)(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
+        FN(weights_image)(g, in + n * image, scratch, dw, n > 0);
+        // After its weight gradient: din may be the buffer `in` is (the padded input).
+        if (din) FN(input_image)(g, scratch, wt, din + n * image);
+    }
+}

@@ -1,0 +1,74 @@
+// Convolution kernels over NHWC floats, chosen at run time from the CPU's features.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// A 'valid' convolution over a buffer that already holds any padding: in [batch, in_h, in_w, in_c],
+/// kernel HWIO [kernel, kernel, in_c, filters], out [batch, out_h, out_w, filters].
+typedef struct {
+    int in_h, in_w, in_c;
+    int kernel, stride, filters;
+    int out_h, out_w;
+} dpk_conv;
+
+/// The conv passes; `supports` says whether the fast kernels take a geometry (else use im2col + GEMM).
+enum { DPK_FORWARD = 0, DPK_BACKWARD_WEIGHTS = 1, DPK_BACKWARD_INPUT = 2 };
+
+/// One instruction set's kernels: "avx512", "avx2" or "portable". Callers hold the path they chose,
+/// so layers built under different paths (tests) never mix them.
+typedef struct dpk_path dpk_path;
+/// The fastest path this CPU runs.
+const dpk_path *dpk_best_path(void);
+/// The path of that name, or NULL when this CPU or build does not have it.
+const dpk_path *dpk_path_named(const char *name);
+const char *dpk_path_name(const dpk_path *path);
+
+/// Flush denormals to zero on the calling thread (FTZ + DAZ on x86-64, FZ on aarch64).
+void dpk_flush_denormals(void);
+
+int dpk_conv_supports(const dpk_path *path, const dpk_conv *g, int pass);
+
+/// out = max(conv(in, w) + bias, 0).
+void dpk_conv_forward(const dpk_path *path, const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch);
+/// dw = Σ over the batch of in ⋆ dout (overwritten), HWIO like w.
+void dpk_conv_backward_weights(const dpk_path *path, const dpk_conv *g, const float *in, const float *dout, float *dw, int batch);
+/// din = the input gradient (overwritten). wt: scratch of kernel·kernel·in_c·filters floats.
+void dpk_conv_backward_input(const dpk_path *path, const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch);
+
+/// grad[r, :] = 0 where out[r, :] <= 0 (ReLU backward), and db = the column sums of the result.
+void dpk_relu_backward_bias(const dpk_path *path, float *grad, const float *out, int rows, int columns, float *db);
+
+/// Conv + bias + ReLU + max pooling (pool x pool, stride pool) fused image by image, for a geometry
+/// `dpk_conv_supports` takes forward: pooled [batch, out_h/pool, out_w/pool, filters]; argmax: each
+/// winner's index within its image's conv output; scratch: out_h·out_w·filters floats.
+void dpk_conv_pool_forward(const dpk_path *path, const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
+                           float *pooled, int *argmax, float *scratch, int batch);
+/// Its backward from the pooled gradient: dw and db (overwritten), and din when not NULL (a geometry
+/// `dpk_conv_supports` takes for the input gradient; wt as for dpk_conv_backward_input). din may be `in`.
+void dpk_conv_pool_backward(const dpk_path *path, const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,
+                            const float *dpooled, const float *w, float *wt, float *scratch, float *dw, float *db, float *din, int batch);
+
+/// Max pooling of [batch, h, w, c] by pool x pool windows into [batch, h/pool, w/pool, c]; argmax gets
+/// each winner's index into `in` (the first maximum on ties).
+void dpk_max_pool(const dpk_path *path, const float *in, float *out, int *argmax, int batch, int h, int w, int c, int pool);
+/// gin = the input gradient of max pooling (every element written).
+void dpk_max_pool_backward(const dpk_path *path, const float *gout, const int *argmax, float *gin, int batch, int h, int w, int c, int pool);
+
+/// Copies [batch, h, w, c] into the interior of [batch, ph, pw, c] at (top, left), zeros around.
+void dpk_pad(const float *src, int batch, int h, int w, int c, float *dst, int ph, int pw, int top, int left);
+/// The reverse: the interior of [batch, ph, pw, c] at (top, left) into [batch, h, w, c].
+void dpk_crop(const float *src, int batch, int ph, int pw, int top, int left, float *dst, int h, int w, int c);
+
+/// Monotonic seconds, for timing.
+double dpk_now(void);
+
+/// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
+double dpk_fma_peak(double seconds);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

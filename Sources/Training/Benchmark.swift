@@ -1,0 +1,200 @@
+import Collectives
+import Datasets
+import Foundation
+import NN
+
+/// `dptrain bench`: steady-state training speed of one model, and where a step's time goes.
+/// It runs the trainer's own step (the configured gradient reduction and optimizer), so it
+/// measures what training does, `--reduction exact` against `float` included.
+public struct BenchmarkConfig: Sendable {
+    /// The model, data, batch, threads, reduction and optimizer, as for `train`.
+    public var training = TrainingConfig()
+    public var warmupSteps = 20
+    public var steps = 100
+    public init() {}
+}
+
+/// Seconds per step of one rank: the mean over its worker threads for the parts they run each.
+public struct StepTimes: Codable, Sendable {
+    public var data = 0.0, forward = 0.0, loss = 0.0, backward = 0.0, reduction = 0.0, update = 0.0, step = 0.0
+}
+
+public struct LayerTimes: Codable, Sendable {
+    public let name: String
+    public var forward: Double, backward: Double
+}
+
+public struct RankFigures: Codable, Sendable {
+    public let rank: Int
+    public let imagesPerSecond: Double
+    public let stepSeconds: Double
+    public let peakGFLOPS: Double
+}
+
+public struct BenchmarkReport: Codable, Sendable {
+    public let kernels: String
+    public let cpu: String
+    public let ranks: Int
+    public let threadsPerRank: Int
+    public let reduction: String
+    public let batchSize: Int
+    public let steps: Int
+    public let imagesPerSecond: Double
+    public let flopPerImage: Int
+    public let gflops: Double
+    /// The FMA loop on every thread of every rank at once: the limit of these cores.
+    public let peakGFLOPS: Double
+    public let shareOfPeak: Double
+    /// Rank 0's.
+    public let times: StepTimes
+    public let layers: [LayerTimes]
+    public let perRank: [RankFigures]
+}
+
+/// FLOP of one training image: forward, weight gradients, and input gradients of every layer but the first.
+public func trainingFLOP(_ architecture: Architecture) throws -> Int {
+    var total = 0, first = true
+    var (h, w, c) = (architecture.inputHeight, architecture.inputWidth, architecture.inputChannels)
+    for block in architecture.convBlocks {
+        let g = ConvGeometry(inHeight: h, inWidth: w, inChannels: c, block: block)
+        total += 2 * g.outHeight * g.outWidth * g.filters * g.patchSize * (first ? 2 : 3)
+        first = false
+        (h, w, c) = (g.outHeight / block.poolSize, g.outWidth / block.poolSize, g.filters)
+    }
+    var features = h * w * c
+    for units in architecture.hiddenDense + [architecture.classes] {
+        total += 2 * features * units * (first ? 2 : 3)
+        first = false
+        features = units
+    }
+    return total
+}
+
+public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communicator) throws -> BenchmarkReport {
+    BLAS.setThreads(1)
+    var training = config.training
+    let data = try Dataset(directory: training.dataDirectory ?? Dataset.defaultDirectory())
+    training.architecture = try training.architecture.fitted(to: data.shape)
+    if let perRank = training.perRankBatch { training.batchSize = perRank * comm.size }
+    let architecture = training.architecture
+    let parameterCount = try architecture.parameterCount()
+    let (workers, reduction) = try Trainer.makeReduction(training, comm: comm, parameterCount: parameterCount)
+    let primary = workers.primary
+    var rng = SplitMix64(seed: training.seed, stream: 0x1417)
+    primary.initialize(using: &rng)
+    let optimizer = try training.optimizer.make(parameterCount: parameterCount)
+    let learningRate = training.baseLearningRate
+    let workerCount = workers.count
+    let layerNames = primary.layerNames
+    let slots = 2 * primary.layerCount + 1
+    // Per worker: seconds in each layer's forward and backward, then in the loss.
+    let seconds = workers.replicas.map { _ in UnsafeMutablePointer<Double>.allocate(capacity: slots) }
+    defer { seconds.forEach { $0.deallocate() } }
+    for (network, s) in zip(workers.replicas, seconds) { network.layerSeconds = s }
+    let plan = EpochPlan(exampleCount: data.train.count, globalBatchSize: training.batchSize, seed: training.seed, epoch: 0)
+
+    var times = StepTimes()
+    func step(_ index: Int) throws {
+        let start = Kernels.now()
+        let reduced = try reduction.step(plan.batch(index % plan.stepCount), from: data.train, stop: false)
+        let updateStart = Kernels.now()
+        optimizer.update(primary.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: learningRate)
+        let end = Kernels.now()
+        times.data += reduced.timings.data
+        times.reduction += reduced.timings.reduce
+        times.update += end - updateStart
+        times.step += end - start
+    }
+
+    for i in 0..<config.warmupSteps { try step(i) }
+    // The FMA limit of the cores this rank uses: every worker thread at once, after the warm-up.
+    let peaks = UnsafeMutablePointer<Double>.allocate(capacity: workerCount)
+    defer { peaks.deallocate() }
+    _ = workers.run { i, _, _, _ in
+        peaks[i] = Kernels.fmaPeak(seconds: 0.3)
+        return Totals()
+    }
+    let rankPeak = (0..<workerCount).reduce(0) { $0 + peaks[$1] }
+
+    times = StepTimes()
+    seconds.forEach { $0.update(repeating: 0, count: slots) }
+    var barrier = [0.0]
+    try comm.allreduce(&barrier, .sum)
+    let start = Kernels.now()
+    for i in 0..<config.steps { try step(config.warmupSteps + i) }
+    let wall = Kernels.now() - start
+
+    // Mean per step over the workers.
+    let n = Double(config.steps * workerCount)
+    func mean(_ slot: Int) -> Double { seconds.reduce(0) { $0 + $1[slot] } / n }
+    let layerCount = primary.layerCount
+    let layers = (0..<layerCount).map { LayerTimes(name: layerNames[$0], forward: mean($0), backward: mean(layerCount + $0)) }
+    times.forward = layers.reduce(0) { $0 + $1.forward }
+    times.backward = layers.reduce(0) { $0 + $1.backward }
+    times.loss = mean(2 * layerCount)
+    for key in [\StepTimes.data, \.reduction, \.update, \.step] { times[keyPath: key] /= Double(config.steps) }
+
+    // Every rank's figures, each in its own slots of one sum.
+    let fields = 3
+    var figures = [Double](repeating: 0, count: fields * comm.size)
+    figures[fields * comm.rank] = Double(examplesOnRank(training, comm)) * Double(config.steps) / wall
+    figures[fields * comm.rank + 1] = times.step
+    figures[fields * comm.rank + 2] = rankPeak
+    try comm.allreduce(&figures, .sum)
+    let perRank = (0..<comm.size).map {
+        RankFigures(rank: $0, imagesPerSecond: figures[fields * $0], stepSeconds: figures[fields * $0 + 1], peakGFLOPS: figures[fields * $0 + 2] / 1e9)
+    }
+    let imagesPerSecond = Double(training.batchSize * config.steps) / wall
+    let flop = try trainingFLOP(architecture)
+    let peak = perRank.reduce(0) { $0 + $1.peakGFLOPS }
+    let gflops = imagesPerSecond * Double(flop) / 1e9
+    return BenchmarkReport(kernels: Kernels.pathName, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
+                           reduction: training.reduction.rawValue, batchSize: training.batchSize, steps: config.steps, imagesPerSecond: imagesPerSecond,
+                           flopPerImage: flop, gflops: gflops, peakGFLOPS: peak, shareOfPeak: gflops / peak,
+                           times: times, layers: layers, perRank: perRank)
+}
+
+/// Examples of each global batch on this rank: its slice (float) or its shards (exact).
+private func examplesOnRank(_ config: TrainingConfig, _ comm: Communicator) -> Int {
+    let batch = config.batchSize
+    guard config.reduction == .exact else { return batch * (comm.rank + 1) / comm.size - batch * comm.rank / comm.size }
+    let shards = Workers.part(comm.rank, of: 0..<((batch + config.shardSize - 1) / config.shardSize), parts: comm.size)
+    return min(shards.upperBound * config.shardSize, batch) - min(shards.lowerBound * config.shardSize, batch)
+}
+
+private func cpuName() -> String {
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":", maxSplits: 1).last
+    return model.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+}
+
+extension BenchmarkReport {
+    /// The table `dptrain bench` prints.
+    public var table: String {
+        func ms(_ s: Double) -> String { String(format: "%8.3f", s * 1000) }
+        func share(_ s: Double) -> String { String(format: "%5.1f%%", 100 * s / times.step) }
+        var lines = [
+            "kernels: \(kernels)   cpu: \(cpu)",
+            "ranks \(ranks) x threads \(threadsPerRank), global batch \(batchSize), \(reduction) reduction, \(steps) steps after warm-up",
+            String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   FMA-loop peak %.1f GFLOP/s   share of peak %.1f%%",
+                   imagesPerSecond, gflops, flopPerImage, peakGFLOPS, 100 * shareOfPeak),
+            "",
+            "rank 0, ms per step (forward/backward/data: mean over its threads)",
+            "  data      \(ms(times.data)) \(share(times.data))",
+        ]
+        for layer in layers { lines.append("  forward   \(ms(layer.forward)) \(share(layer.forward))  \(layer.name)") }
+        lines.append("  forward   \(ms(times.loss)) \(share(times.loss))  softmax + loss")
+        for layer in layers.reversed() { lines.append("  backward  \(ms(layer.backward)) \(share(layer.backward))  \(layer.name)") }
+        lines += [
+            "  reduction \(ms(times.reduction)) \(share(times.reduction))  allreduce (waits included)",
+            "  update    \(ms(times.update)) \(share(times.update))",
+            "  step      \(ms(times.step))",
+        ]
+        if perRank.count > 1 {
+            lines.append("")
+            lines.append("rank   images/s   ms/step   peak GFLOP/s")
+            for r in perRank { lines.append(String(format: "%4d %10.0f %9.3f %14.1f", r.rank, r.imagesPerSecond, r.stepSeconds * 1000, r.peakGFLOPS)) }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

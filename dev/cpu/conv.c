@@ -1,0 +1,182 @@
+// Kernel bench for the conv passes (as llm.c's dev/cpu): every path of Sources/CKernels against a
+// plain reference, then timed, on the reference model's layers; OpenBLAS im2col + sgemm as the bar;
+// then the fused conv + ReLU + 2x2 pooling passes the layers run.
+//   dev/cpu/run            (builds with clang -O3 and runs; BATCH=50 REPEATS=50 by default)
+#include "ckernels.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct { const char *name; dpk_conv g; } layer;
+
+// conv1 28x28x1 -> 24x24x32, conv2 12x12x32 -> 8x8x64 (5x5), and a 3x3 stride-2 one.
+static const layer layers[] = {
+    {"conv1 5x5 1->32", {28, 28, 1, 5, 1, 32, 24, 24}},
+    {"conv2 5x5 32->64", {12, 12, 32, 5, 1, 64, 8, 8}},
+    {"3x3/2 16->32", {15, 15, 16, 3, 2, 32, 7, 7}},
+};
+
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+static float *randoms(long n) { float *p = malloc(sizeof(float) * n); for (long i = 0; i < n; i++) p[i] = (float)(rand() / (double)RAND_MAX * 2 - 1); return p; }
+#define IN(g, n, y, x, c) (((long)(n) * (g)->in_h + (y)) * (g)->in_w + (x)) * (g)->in_c + (c)
+#define OUT(g, n, y, x, f) (((long)(n) * (g)->out_h + (y)) * (g)->out_w + (x)) * (g)->filters + (f)
+#define W(g, kh, kw, c, f) (((long)(kh) * (g)->kernel + (kw)) * (g)->in_c + (c)) * (g)->filters + (f)
+
+// The plain reference: the definition, in double.
+static void ref_forward(const dpk_conv *g, const float *in, const float *w, const float *b, float *out, int batch) {
+    for (int n = 0; n < batch; n++) for (int y = 0; y < g->out_h; y++) for (int x = 0; x < g->out_w; x++) for (int f = 0; f < g->filters; f++) {
+        double s = b[f];
+        for (int kh = 0; kh < g->kernel; kh++) for (int kw = 0; kw < g->kernel; kw++) for (int c = 0; c < g->in_c; c++)
+            s += (double)in[IN(g, n, y * g->stride + kh, x * g->stride + kw, c)] * w[W(g, kh, kw, c, f)];
+        out[OUT(g, n, y, x, f)] = s > 0 ? s : 0;
+    }
+}
+static void ref_weights(const dpk_conv *g, const float *in, const float *d, float *dw, int batch) {
+    for (int kh = 0; kh < g->kernel; kh++) for (int kw = 0; kw < g->kernel; kw++) for (int c = 0; c < g->in_c; c++) for (int f = 0; f < g->filters; f++) {
+        double s = 0;
+        for (int n = 0; n < batch; n++) for (int y = 0; y < g->out_h; y++) for (int x = 0; x < g->out_w; x++)
+            s += (double)in[IN(g, n, y * g->stride + kh, x * g->stride + kw, c)] * d[OUT(g, n, y, x, f)];
+        dw[W(g, kh, kw, c, f)] = s;
+    }
+}
+static void ref_input(const dpk_conv *g, const float *d, const float *w, float *din, int batch) {
+    long count = (long)batch * g->in_h * g->in_w * g->in_c;
+    double *acc = calloc(count, sizeof(double));
+    for (int n = 0; n < batch; n++) for (int y = 0; y < g->out_h; y++) for (int x = 0; x < g->out_w; x++) for (int f = 0; f < g->filters; f++)
+        for (int kh = 0; kh < g->kernel; kh++) for (int kw = 0; kw < g->kernel; kw++) for (int c = 0; c < g->in_c; c++)
+            acc[IN(g, n, y * g->stride + kh, x * g->stride + kw, c)] += (double)d[OUT(g, n, y, x, f)] * w[W(g, kh, kw, c, f)];
+    for (long i = 0; i < count; i++) din[i] = acc[i];
+    free(acc);
+}
+
+// The bar to beat: im2col + OpenBLAS, as Sources/NN did before.
+static void im2col(const dpk_conv *g, const float *in, float *cols, int batch) {
+    long kc = (long)g->kernel * g->in_c;
+    for (int n = 0; n < batch; n++) for (int y = 0; y < g->out_h; y++) for (int x = 0; x < g->out_w; x++)
+        for (int kh = 0; kh < g->kernel; kh++)
+            memcpy(cols + ((((long)n * g->out_h + y) * g->out_w + x) * g->kernel + kh) * kc, in + IN(g, n, y * g->stride + kh, x * g->stride, 0), sizeof(float) * kc);
+}
+static void blas_forward(const dpk_conv *g, const float *in, const float *w, float *cols, float *out, int batch) {
+    int m = batch * g->out_h * g->out_w, k = g->kernel * g->kernel * g->in_c;
+    im2col(g, in, cols, batch);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, g->filters, k, 1, cols, k, w, g->filters, 0, out, g->filters);
+}
+static void blas_weights(const dpk_conv *g, const float *in, const float *d, float *cols, float *dw, int batch) {
+    int m = batch * g->out_h * g->out_w, k = g->kernel * g->kernel * g->in_c;
+    im2col(g, in, cols, batch);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, g->filters, m, 1, cols, k, d, g->filters, 0, dw, g->filters);
+}
+static void blas_input(const dpk_conv *g, const float *d, const float *w, float *cols, int batch) {
+    int m = batch * g->out_h * g->out_w, k = g->kernel * g->kernel * g->in_c;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, g->filters, 1, d, g->filters, w, g->filters, 0, cols, k);
+}
+
+static double max_error(const float *a, const float *b, long n) {
+    double e = 0, scale = 1e-30;
+    for (long i = 0; i < n; i++) { double d = fabs(a[i] - b[i]); if (d > e) e = d; if (fabs(b[i]) > scale) scale = fabs(b[i]); }
+    return e / scale;
+}
+
+static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+
+int main(void) {
+    int batch = getenv("BATCH") ? atoi(getenv("BATCH")) : 50, repeats = getenv("REPEATS") ? atoi(getenv("REPEATS")) : 50;
+    const char *paths[] = {"avx512", "avx2", "portable"};
+    dpk_flush_denormals();
+    openblas_set_num_threads(1);
+    printf("batch %d, median of %d; one core's FMA limit %.1f GFLOP/s\n", batch, repeats, dpk_fma_peak(0.3) / 1e9);
+    int failed = 0;
+    for (unsigned l = 0; l < sizeof layers / sizeof layers[0]; l++) {
+        const dpk_conv *g = &layers[l].g;
+        long nin = (long)batch * g->in_h * g->in_w * g->in_c, nout = (long)batch * g->out_h * g->out_w * g->filters;
+        long nw = (long)g->kernel * g->kernel * g->in_c * g->filters, ncols = (long)batch * g->out_h * g->out_w * g->kernel * g->kernel * g->in_c;
+        float *in = randoms(nin), *w = randoms(nw), *b = randoms(g->filters), *d = randoms(nout);
+        float *out = malloc(4 * nout), *ref = malloc(4 * (nin > nw ? (nin > nout ? nin : nout) : nw)), *dw = malloc(4 * nw), *din = malloc(4 * nin), *wt = malloc(4 * nw), *cols = malloc(4 * ncols);
+        double flops = 2.0 * batch * g->out_h * g->out_w * g->filters * g->kernel * g->kernel * g->in_c;
+        printf("\n%s, %.2f MFLOP per pass:\n", layers[l].name, flops / 1e6);
+        for (int pass = 0; pass < 3; pass++) {
+            static const char *names[] = {"forward", "weight grad", "input grad"};
+            if (pass == 0) ref_forward(g, in, w, b, ref, batch);
+            if (pass == 1) ref_weights(g, in, d, ref, batch);
+            if (pass == 2) ref_input(g, d, w, ref, batch);
+            for (int p = -1; p < 3; p++) {
+                const dpk_path *k = p >= 0 ? dpk_path_named(paths[p]) : 0;
+                if (p >= 0 && !k) continue;
+                if (p >= 0 && !dpk_conv_supports(k, g, pass)) { printf("  %-11s %-8s not supported\n", names[pass], paths[p]); continue; }
+                double t[1000];
+                for (int r = 0; r < repeats && r < 1000; r++) {
+                    double start = now();
+                    if (p < 0) {
+                        if (pass == 0) blas_forward(g, in, w, cols, out, batch);
+                        if (pass == 1) blas_weights(g, in, d, cols, dw, batch);
+                        if (pass == 2) blas_input(g, d, w, cols, batch);
+                    } else {
+                        if (pass == 0) dpk_conv_forward(k, g, in, w, b, out, batch);
+                        if (pass == 1) dpk_conv_backward_weights(k, g, in, d, dw, batch);
+                        if (pass == 2) dpk_conv_backward_input(k, g, d, w, wt, din, batch);
+                    }
+                    t[r] = now() - start;
+                }
+                qsort(t, repeats, sizeof(double), cmp);
+                double error = 0;
+                if (p >= 0) {
+                    error = max_error(pass == 0 ? out : pass == 1 ? dw : din, ref, pass == 0 ? nout : pass == 1 ? nw : nin);
+                    if (error > 1e-5) failed = 1;
+                }
+                printf("  %-11s %-8s %8.1f us %7.1f GFLOP/s  error %.1e%s\n", names[pass], p < 0 ? "openblas" : paths[p],
+                       t[repeats / 2] * 1e6, flops / t[repeats / 2] / 1e9, error, error > 1e-5 ? "  WRONG" : "");
+            }
+        }
+        // Conv + ReLU + 2x2 max pooling fused image by image, as the layers run it.
+        {
+            int pool = 2, ph = g->out_h / pool, pw = g->out_w / pool;
+            long npool = (long)batch * ph * pw * g->filters;
+            float *pooled = malloc(4 * npool), *refpool = malloc(4 * npool), *dp = randoms(npool), *scratch = malloc(4 * nout / batch);
+            float *dconv = calloc(nout, 4), *db = malloc(4 * g->filters), *refdw = malloc(4 * nw), *refdin = malloc(4 * nin);
+            int *argmax = malloc(sizeof(int) * npool);
+            ref_forward(g, in, w, b, ref, batch);
+            // Reference pooling, and the conv output's gradient it routes back (ReLU'd winners only).
+            for (int n = 0; n < batch; n++) for (int y = 0; y < ph; y++) for (int x = 0; x < pw; x++) for (int f = 0; f < g->filters; f++) {
+                long best = OUT(g, n, y * pool, x * pool, f);
+                for (int dy = 0; dy < pool; dy++) for (int dx = 0; dx < pool; dx++) {
+                    long at = OUT(g, n, y * pool + dy, x * pool + dx, f);
+                    if (ref[at] > ref[best]) best = at;
+                }
+                long o = (((long)n * ph + y) * pw + x) * g->filters + f;
+                refpool[o] = ref[best];
+                dconv[best] = ref[best] > 0 ? dp[o] : 0;
+            }
+            ref_weights(g, in, dconv, refdw, batch);
+            ref_input(g, dconv, w, refdin, batch);
+            for (int p = 0; p < 3; p++) {
+                const dpk_path *k = dpk_path_named(paths[p]);
+                if (!k || !dpk_conv_supports(k, g, DPK_FORWARD)) continue;
+                int with_input = dpk_conv_supports(k, g, DPK_BACKWARD_INPUT);
+                double tf[1000], tb[1000];
+                for (int r = 0; r < repeats && r < 1000; r++) {
+                    double start = now();
+                    dpk_conv_pool_forward(k, g, pool, in, w, b, pooled, argmax, scratch, batch);
+                    double mid = now();
+                    dpk_conv_pool_backward(k, g, pool, in, pooled, argmax, dp, w, wt, scratch, dw, db, with_input ? din : 0, batch);
+                    tf[r] = mid - start;
+                    tb[r] = now() - mid;
+                }
+                qsort(tf, repeats, sizeof(double), cmp);
+                qsort(tb, repeats, sizeof(double), cmp);
+                double ef = max_error(pooled, refpool, npool), eb = max_error(dw, refdw, nw);
+                if (with_input && max_error(din, refdin, nin) > eb) eb = max_error(din, refdin, nin);
+                if (ef > 1e-5 || eb > 1e-5) failed = 1;
+                printf("  %-11s %-8s %8.1f us %7.1f GFLOP/s  error %.1e%s\n", "fused fwd", paths[p], tf[repeats / 2] * 1e6,
+                       flops / tf[repeats / 2] / 1e9, ef, ef > 1e-5 ? "  WRONG" : "");
+                printf("  %-11s %-8s %8.1f us %7.1f GFLOP/s  error %.1e%s\n", with_input ? "fused bwd" : "fused bwd-w", paths[p],
+                       tb[repeats / 2] * 1e6, (with_input ? 2 : 1) * flops / tb[repeats / 2] / 1e9, eb, eb > 1e-5 ? "  WRONG" : "");
+            }
+            free(pooled); free(refpool); free(dp); free(scratch); free(dconv); free(db); free(refdw); free(refdin); free(argmax);
+        }
+        free(in); free(w); free(b); free(d); free(out); free(ref); free(dw); free(din); free(wt); free(cols);
+    }
+    return failed;
+}

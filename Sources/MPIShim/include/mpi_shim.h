@@ -5,6 +5,7 @@
 #define DPTRAIN_MPI_SHIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /// Reduction operations for dpt_allreduce_doubles.
 enum dpt_op { DPT_SUM = 0, DPT_MAX = 1, DPT_MIN = 2 };
@@ -20,6 +21,29 @@ int dpt_allreduce_floats(float *buffer, size_t count);
 int dpt_allreduce_doubles(double *buffer, int count, enum dpt_op op);
 int dpt_broadcast(void *buffer, size_t bytes, int root);
 int dpt_barrier(void);
+/// Copies `bytes` bytes from every rank into `all` (rank r's at r * bytes).
+int dpt_allgather_bytes(const void *mine, int bytes, void *all);
+
+// The step's watched sum allreduce, non-blocking so the main thread can watch it while it
+// waits (MPI stays FUNNELED: every call below is made by the main thread). One may be in
+// flight at a time; counts above INT_MAX are refused with MPI_ERR_COUNT.
+int dpt_iallreduce_floats(float *buffer, size_t count);
+int dpt_iallreduce_int32s(int32_t *buffer, size_t count);
+/// Sets *done to 1 once the collective started last has completed (and drives its progress).
+int dpt_collective_test(int *done);
+
+// Arrival notes for the stall watchdog: before each watched collective every other rank sends
+// rank 0 the collective's sequence number; rank 0 keeps one receive posted per peer.
+/// Rank 0 posts its receives; the others have nothing to set up.
+int dpt_arrivals_open(void);
+/// A non-root rank: announces `sequence` to rank 0 (waits for its previous note first).
+int dpt_arrival_send(int64_t sequence);
+/// Rank 0: stores in latest[peer] the newest sequence each peer announced (entry 0 untouched).
+int dpt_arrivals_poll(int64_t *latest);
+/// Every rank: completes the notes up to `last` (which every peer has sent), then cancels
+/// rank 0's spare receives, so nothing is pending at MPI_Finalize.
+int dpt_arrivals_close(int64_t last);
+
 /// Ends every rank of the job; does not return.
 void dpt_abort(int code);
 double dpt_wtime(void);

@@ -75,11 +75,14 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var imagesPerSecond: Double
     /// Time this epoch spent in the gradient allreduce (rank 0's view, waiting included).
     public var allreduceSeconds: Double
+    /// Each rank's mean step time and reduction time this epoch, and the rank the others waited for.
+    public var rankTimes: [RankTime]?
+    public var slowestRank: Int?
 
     enum CodingKeys: String, CodingKey {
         case epoch, loss, accuracy, steps, seconds
         case valLoss = "val_loss", valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second"
-        case allreduceSeconds = "allreduce_seconds"
+        case allreduceSeconds = "allreduce_seconds", rankTimes = "rank_times", slowestRank = "slowest_rank"
     }
 }
 
@@ -101,11 +104,15 @@ public struct RunSummary: Codable, Sendable {
     public var optimizer: String
     /// Settings a resume changed (empty for an uninterrupted run).
     public var resumeChanges: [SettingChange]
+    /// Each rank's mean step time and reduction time over this run's steps, and the slowest rank.
+    public var rankTimes: [RankTime]?
+    public var slowestRank: Int?
 
     enum CodingKeys: String, CodingKey {
         case epochs, steps, ranks, threads, seconds, config, optimizer
         case peakMemoryMB = "peak_memory_mb"
         case testLoss = "test_loss", testAccuracy = "test_accuracy", imagesPerSecond = "images_per_second"
         case dataFingerprint = "data_sha256", resumeChanges = "resume_changes"
+        case rankTimes = "rank_times", slowestRank = "slowest_rank"
     }
 }

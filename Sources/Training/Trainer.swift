@@ -30,6 +30,7 @@ public final class Trainer {
     var state = RunState()
     var resumeChanges: [SettingChange] = []
     private var observers: [TrainingObserver] = []
+    let observation: RunObservation
 
     /// Start-up: everything that can fail because of bad input happens here, on every rank,
     /// before any file of the run directory is touched. Ranks agree on the outcome, so a bad
@@ -61,6 +62,7 @@ public final class Trainer {
                               maxRankBatch: (self.config.batchSize + comm.size - 1) / comm.size, gradients: reduction.gradients)
         optimizer = SGD(momentum: self.config.momentum, parameterCount: parameterCount)
         run = RunDirectory(path: self.config.runDirectory)
+        observation = try RunObservation(comm: comm, settings: self.config.observing)
 
         // Rank 0 alone reads model files and checkpoints and writes the run directory.
         var resumedFrom: String?
@@ -69,9 +71,12 @@ public final class Trainer {
             do {
                 resumedFrom = try restore(log: log)
                 observers = [ProgressPrinter(epochs: self.config.epochs, ranks: comm.size), MetricsLogger(run: run),
-                             CheckpointPolicy(trainer: self), FinalFiles(run: run, network: network)]
+                             TensorBoardLogger(directory: run.path, every: self.config.observing.logEvery),
+                             CheckpointPolicy(trainer: self), FinalFiles(run: run, network: network)] + [observation.timeline].compactMap { $0 }
                 let start = RunStart(ranks: comm.size, threads: workers.count, parameterCount: parameterCount, runDirectory: run.path,
-                                     epoch: state.epoch, globalStep: state.globalStep, resumedFrom: resumedFrom)
+                                     epoch: state.epoch, globalStep: state.globalStep, resumedFrom: resumedFrom, hosts: observation.hosts,
+                                     architecture: self.config.architecture, dataDirectory: data.directory, dataShape: "\(data.shape)",
+                                     dataFingerprint: data.fingerprint)
                 try notify { try $0.runStarted(start) }
             } catch {
                 failure = error
@@ -79,6 +84,7 @@ public final class Trainer {
         }
         try Self.agree(comm, failure, phase: "start-up")
         try broadcastState()
+        try observation.start { [unowned self] in self.state.globalStep + 1 }
         if let resumedFrom {
             log("resumed from \(resumedFrom) at epoch \(state.epoch + 1), step \(state.stepInEpoch) (global step \(state.globalStep))")
             for change in resumeChanges { log("note: \(change.setting) changed on resume: \(change.old) -> \(change.new)") }
@@ -113,14 +119,15 @@ public final class Trainer {
         var timings = StepTimings()
         let start = MonotonicClock.now
         let mine = EpochPlan.slice(batch, rank: comm.rank, ranks: comm.size)
-        let (local, gatherSeconds) = workers.computeGradients(mine, from: trainSet, scale: 1 / Float(batch.count))
+        let (local, gatherSeconds, forwardSeconds) = workers.computeGradients(mine, from: trainSet, scale: 1 / Float(batch.count))
         reduction.setLocal(local, stop: StopSignal.isRaised)
         let reduceStart = MonotonicClock.now
         try reduction.allreduce(comm)
         let updateStart = MonotonicClock.now
         optimizer.update(network.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: config.learningRate)
         let end = MonotonicClock.now
-        (timings.data, timings.compute) = (gatherSeconds, reduceStart - start - gatherSeconds)
+        (timings.start, timings.data, timings.forward) = (start - observation.origin, gatherSeconds, forwardSeconds)
+        timings.backward = reduceStart - start - gatherSeconds - forwardSeconds
         (timings.reduce, timings.update) = (updateStart - reduceStart, end - updateStart)
 
         let totals = reduction.totals(count: batch.count)
@@ -128,6 +135,7 @@ public final class Trainer {
         state.stepInEpoch += 1
         state.globalStep += 1
         state.epochSeconds = end - epochStart
+        try observation.stepEnded(globalStep: state.globalStep, timings)
         let report = StepReport(epoch: state.epoch, step: state.stepInEpoch, stepsInEpoch: stepsInEpoch, globalStep: state.globalStep,
                                 batch: totals, epochTotals: state.epochTotals, epochSeconds: state.epochSeconds,
                                 learningRate: Double(config.learningRate), timings: timings, stopRequested: reduction.stopRequested)
@@ -142,6 +150,7 @@ public final class Trainer {
         let means = state.epochTotals.means
         var row = EpochMetrics(epoch: state.epoch, loss: means.loss, accuracy: means.accuracy, steps: state.stepInEpoch, seconds: seconds,
                                imagesPerSecond: Double(state.epochTotals.count) / max(seconds, 1e-9), allreduceSeconds: reduceSeconds)
+        try observation.epochEnded(&row)
         if let validationSet {
             let validation = try score(validationSet)
             (row.valLoss, row.valAccuracy) = (validation.loss, validation.accuracy)
@@ -161,10 +170,11 @@ public final class Trainer {
         try notify { try $0.evaluated(test, step: state.globalStep) }
         var peakMemory = [Self.peakMemoryMB()]
         try comm.allreduce(&peakMemory, .max)
-        let summary = RunSummary(testLoss: test.loss, testAccuracy: test.accuracy, epochs: state.epoch, steps: state.globalStep,
+        var summary = RunSummary(testLoss: test.loss, testAccuracy: test.accuracy, epochs: state.epoch, steps: state.globalStep,
                                  ranks: comm.size, threads: workers.count, seconds: MonotonicClock.now - startTime,
                                  imagesPerSecond: imagesPerSecond, peakMemoryMB: peakMemory[0], dataFingerprint: data.fingerprint,
                                  config: config, optimizer: Checkpoint.describe(optimizer), resumeChanges: resumeChanges)
+        try observation.runFinished(&summary)
         try notify { try $0.runFinished(summary) }
         return summary
     }

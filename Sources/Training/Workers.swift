@@ -41,8 +41,9 @@ final class Workers {
     }
 
     /// Gradient of Σ loss · `scale` over `examples`, left in the primary's `gradients`; also
-    /// the seconds worker 0 spent gathering data (the rest of the call is compute).
-    func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float) -> (Totals, gatherSeconds: Double) {
+    /// the seconds worker 0 spent gathering data and in its forward pass (the rest is backward).
+    func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float)
+        -> (Totals, gatherSeconds: Double, forwardSeconds: Double) {
         let result = runAll { i, network, x, y in
             let range = self.part(i, of: examples.count)
             let mine = examples[(examples.startIndex + range.lowerBound)..<(examples.startIndex + range.upperBound)]
@@ -56,7 +57,7 @@ final class Workers {
             let g = replica.gradients
             for j in 0..<sum.count { sum[j] += g[j] }
         }
-        return (result, gatherSeconds)
+        return (result, gatherSeconds, primary.forwardSeconds)
     }
 
     /// Summed loss and correct count over examples `range` of `set`, split over the workers.

@@ -9,6 +9,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var observability: ObservabilityOptions
     @Option(help: "Epochs to train.") var epochs = defaults.epochs
     @Option(help: "Global batch size, split over the ranks.") var batchSize = defaults.batchSize
     @Option(help: "SGD learning rate.") var lr = defaults.learningRate
@@ -59,6 +60,7 @@ struct Train: ParsableCommand {
         config.saveBest = saveBest
         config.resume = resume
         config.overwrite = overwrite
+        config.observability = observability.settings
         return config
     }
 

@@ -36,7 +36,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func watchStalls(_ inspector: StallInspector, step: @escaping () -> Int, warn: @escaping (String) -> Void) throws {
-        try Self.check(dpt_arrivals_open(), "MPI_Irecv")
+        try Self.check(dpt_notes_open(), "MPI_Irecv")
         watched.watch = WatchedCollective.Watch(inspector: inspector, step: step, warn: warn)
     }
 
@@ -65,7 +65,7 @@ public final class MPICommunicator: Communicator {
 
     public func finalize() {
         guard dpt_is_active() != 0 else { return }
-        if watched.watch != nil { _ = dpt_arrivals_close(watched.sequence) }
+        if watched.watch != nil { _ = dpt_notes_close(watched.sequence) }
         _ = dpt_finalize()
     }
 

@@ -6,9 +6,9 @@ import MPIShim
 
 /// Runs the step's sum allreduce as MPI_Iallreduce plus an MPI_Test loop on the main thread,
 /// so that MPI stays FUNNELED and rank 0 can watch the wait. When watching, every other rank
-/// first sends rank 0 an arrival note carrying the collective's sequence number (the same on
-/// every rank, since all ranks run the same collectives), and rank 0's StallInspector names
-/// the ranks whose note has not come.
+/// first sends rank 0 an "arrived" note carrying the collective's sequence number (the same on
+/// every rank, since all ranks run the same collectives) and, while it waits, the same note
+/// every heartbeat; rank 0's StallInspector names the ranks that did not arrive or fell silent.
 final class WatchedCollective {
     struct Watch {
         var inspector: StallInspector
@@ -20,34 +20,46 @@ final class WatchedCollective {
     var watch: Watch?
     /// Watched collectives started so far.
     private(set) var sequence: Int64 = 0
-    private var latest: [Int64]
+    /// Rank 0: each peer's newest note, how many notes came, and when the last one came.
+    private var latest: [Int64], received: [Int64], lastHeard: [Double]
 
     init(rank: Int, size: Int) {
         (self.rank, self.size) = (rank, size)
-        latest = Array(repeating: 0, count: size)
+        (latest, received, lastHeard) = (Array(repeating: 0, count: size), Array(repeating: 0, count: size), Array(repeating: 0, count: size))
     }
 
     func run(_ start: () -> Int32) throws {
         if watch != nil {
             sequence += 1
-            if rank != 0 { try MPICommunicator.check(dpt_arrival_send(sequence), "MPI_Isend") }
+            if rank != 0 { try MPICommunicator.check(dpt_note_send(sequence, 1), "MPI_Isend") }
         }
         try MPICommunicator.check(start(), "MPI_Iallreduce")
         let began = Self.now
+        var lastBeat = began, lastPoll = began
         var warned = false, polls = 0
         while true {
             var done: Int32 = 0
             try MPICommunicator.check(dpt_collective_test(&done), "MPI_Test")
             if done != 0 { break }
-            if rank == 0, let watch {
-                let waited = Self.now - began
-                switch watch.inspector.verdict(waited: waited, warned: warned) {
-                case .waiting: break
-                case .warn:
-                    warned = true
-                    watch.warn(try describe(watch, waited: waited))
-                case .shutdown:
-                    throw CommunicatorError(try describe(watch, waited: waited) + "; ending the job (--stall-timeout)")
+            if let watch {
+                let now = Self.now, beat = watch.inspector.heartbeat
+                if rank != 0 && now - lastBeat >= beat {
+                    try MPICommunicator.check(dpt_note_send(sequence, 0), "MPI_Isend")
+                    lastBeat = now
+                }
+                if rank == 0 && now - lastPoll >= beat / 2 {
+                    try poll()
+                    lastPoll = now
+                }
+                if rank == 0 {
+                    switch watch.inspector.verdict(waited: now - began, warned: warned) {
+                    case .waiting: break
+                    case .warn:
+                        warned = true
+                        watch.warn(try describe(watch, waited: now - began))
+                    case .shutdown:
+                        throw CommunicatorError("stall: " + (try describe(watch, waited: now - began)) + "; ending the job (--stall-timeout)")
+                    }
                 }
             }
             Self.pause(polls)
@@ -59,11 +71,20 @@ final class WatchedCollective {
 
     private func describe(_ watch: Watch, waited: Double) throws -> String {
         try poll()
-        return watch.inspector.message(step: watch.step(), missing: StallInspector.missing(latest: latest, sequence: sequence), waited: waited)
+        let missing = StallInspector.missing(latest: latest, sequence: sequence)
+        let silent = watch.inspector.silent(latest: latest, sequence: sequence, lastHeard: lastHeard, now: Self.now)
+        return watch.inspector.message(step: watch.step(), missing: missing, silent: silent, waited: waited)
     }
 
+    /// Rank 0: takes in the notes that came, and notes when each peer was last heard from.
     private func poll() throws {
-        try latest.withUnsafeMutableBufferPointer { try MPICommunicator.check(dpt_arrivals_poll($0.baseAddress), "MPI_Test") }
+        let before = received
+        let rc = latest.withUnsafeMutableBufferPointer { latest in
+            received.withUnsafeMutableBufferPointer { dpt_notes_poll(latest.baseAddress, $0.baseAddress) }
+        }
+        try MPICommunicator.check(rc, "MPI_Test")
+        let now = Self.now
+        for peer in 1..<size where received[peer] != before[peer] { lastHeard[peer] = now }
     }
 
     /// Yields for the first polls (the others are usually about to arrive), then sleeps 50 µs

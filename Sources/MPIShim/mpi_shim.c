@@ -91,72 +91,82 @@ int dpt_iallreduce_int32s(int32_t *buffer, size_t count) { return start_allreduc
 
 int dpt_collective_test(int *done) { return MPI_Test(&collective, done, MPI_STATUS_IGNORE); }
 
-enum { ARRIVAL_TAG = 7301 };
-static int arrivals_size = 0;
-static MPI_Request *arrival_receives = NULL;  // rank 0: one per peer (index = rank)
-static int64_t *arrival_values = NULL;        // rank 0: the receive buffers
-static int64_t *arrival_latest = NULL;        // rank 0: newest sequence seen per peer
-static MPI_Request arrival_send_request = MPI_REQUEST_NULL;
-static int64_t arrival_send_value = 0;
+enum { NOTE_TAG = 7301 };
+static int notes_size = 0, notes_rank = 0;
+static MPI_Request *note_receives = NULL;  // rank 0: one per peer (index = rank)
+static int64_t *note_values = NULL;        // rank 0: the receive buffers
+static int64_t *note_latest = NULL;        // rank 0: newest sequence seen per peer
+static MPI_Request note_send_request = MPI_REQUEST_NULL;
+static int64_t note_send_value = 0;
 
 static int post_receive(int peer) {
-    return MPI_Irecv(&arrival_values[peer], 1, MPI_INT64_T, peer, ARRIVAL_TAG, MPI_COMM_WORLD, &arrival_receives[peer]);
+    return MPI_Irecv(&note_values[peer], 1, MPI_INT64_T, peer, NOTE_TAG, MPI_COMM_WORLD, &note_receives[peer]);
 }
 
-int dpt_arrivals_open(void) {
-    int rank = 0, rc;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &arrivals_size);
-    if (rank != 0) return MPI_SUCCESS;
-    arrival_receives = malloc(sizeof(MPI_Request) * (size_t)arrivals_size);
-    arrival_values = calloc((size_t)arrivals_size, sizeof(int64_t));
-    arrival_latest = calloc((size_t)arrivals_size, sizeof(int64_t));
-    if (!arrival_receives || !arrival_values || !arrival_latest) return MPI_ERR_NO_MEM;
-    arrival_receives[0] = MPI_REQUEST_NULL;
-    for (int peer = 1; peer < arrivals_size; peer++)
+int dpt_notes_open(void) {
+    int rc;
+    MPI_Comm_rank(MPI_COMM_WORLD, &notes_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &notes_size);
+    if (notes_rank != 0) return MPI_SUCCESS;
+    note_receives = malloc(sizeof(MPI_Request) * (size_t)notes_size);
+    note_values = calloc((size_t)notes_size, sizeof(int64_t));
+    note_latest = calloc((size_t)notes_size, sizeof(int64_t));
+    if (!note_receives || !note_values || !note_latest) return MPI_ERR_NO_MEM;
+    note_receives[0] = MPI_REQUEST_NULL;
+    for (int peer = 1; peer < notes_size; peer++)
         if ((rc = post_receive(peer)) != MPI_SUCCESS) return rc;
     return MPI_SUCCESS;
 }
 
-int dpt_arrival_send(int64_t sequence) {
-    int rc = MPI_Wait(&arrival_send_request, MPI_STATUS_IGNORE);
+int dpt_note_send(int64_t sequence, int must) {
+    int rc, done = 0;
+    if (must) {
+        rc = MPI_Wait(&note_send_request, MPI_STATUS_IGNORE);
+    } else {
+        rc = MPI_Test(&note_send_request, &done, MPI_STATUS_IGNORE);
+        if (rc == MPI_SUCCESS && !done) return MPI_SUCCESS;
+    }
     if (rc != MPI_SUCCESS) return rc;
-    arrival_send_value = sequence;
-    return MPI_Isend(&arrival_send_value, 1, MPI_INT64_T, 0, ARRIVAL_TAG, MPI_COMM_WORLD, &arrival_send_request);
+    note_send_value = sequence;
+    return MPI_Isend(&note_send_value, 1, MPI_INT64_T, 0, NOTE_TAG, MPI_COMM_WORLD, &note_send_request);
 }
 
-int dpt_arrivals_poll(int64_t *latest) {
-    for (int peer = 1; peer < arrivals_size; peer++) {
-        // Notes from one peer arrive in order (MPI does not overtake): drain what is there.
+int dpt_notes_poll(int64_t *latest, int64_t *count) {
+    for (int peer = 1; peer < notes_size; peer++) {
         for (;;) {
-            int done = 0, rc = MPI_Test(&arrival_receives[peer], &done, MPI_STATUS_IGNORE);
+            int done = 0, rc = MPI_Test(&note_receives[peer], &done, MPI_STATUS_IGNORE);
             if (rc != MPI_SUCCESS) return rc;
             if (!done) break;
-            arrival_latest[peer] = arrival_values[peer];
+            note_latest[peer] = note_values[peer];
+            count[peer] += 1;
             if ((rc = post_receive(peer)) != MPI_SUCCESS) return rc;
         }
-        latest[peer] = arrival_latest[peer];
+        latest[peer] = note_latest[peer];
     }
     return MPI_SUCCESS;
 }
 
-int dpt_arrivals_close(int64_t last) {
-    int rc = MPI_Wait(&arrival_send_request, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS || arrival_receives == NULL) return rc;
-    for (int peer = 1; peer < arrivals_size; peer++) {
-        while (arrival_latest[peer] < last) {
-            if ((rc = MPI_Wait(&arrival_receives[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
-            arrival_latest[peer] = arrival_values[peer];
+int dpt_notes_close(int64_t last) {
+    int rc;
+    if (notes_rank != 0) {
+        if ((rc = dpt_note_send(last + 1, 1)) != MPI_SUCCESS) return rc;
+        return MPI_Wait(&note_send_request, MPI_STATUS_IGNORE);
+    }
+    if (note_receives == NULL) return MPI_SUCCESS;
+    for (int peer = 1; peer < notes_size; peer++) {
+        while (note_latest[peer] <= last) {
+            if ((rc = MPI_Wait(&note_receives[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
+            note_latest[peer] = note_values[peer];
             if ((rc = post_receive(peer)) != MPI_SUCCESS) return rc;
         }
-        // The spare receive: no note will come for it.
-        MPI_Cancel(&arrival_receives[peer]);
-        if ((rc = MPI_Wait(&arrival_receives[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
+        // The spare receive: no note comes after the last.
+        MPI_Cancel(&note_receives[peer]);
+        if ((rc = MPI_Wait(&note_receives[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
     }
-    free(arrival_receives);
-    free(arrival_values);
-    free(arrival_latest);
-    arrival_receives = NULL;
-    arrival_values = arrival_latest = NULL;
+    free(note_receives);
+    free(note_values);
+    free(note_latest);
+    note_receives = NULL;
+    note_values = note_latest = NULL;
     return MPI_SUCCESS;
 }

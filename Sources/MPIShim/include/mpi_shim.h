@@ -32,17 +32,20 @@ int dpt_iallreduce_int32s(int32_t *buffer, size_t count);
 /// Sets *done to 1 once the collective started last has completed (and drives its progress).
 int dpt_collective_test(int *done);
 
-// Arrival notes for the stall watchdog: before each watched collective every other rank sends
-// rank 0 the collective's sequence number; rank 0 keeps one receive posted per peer.
+// Notes for the stall watchdog: before each watched collective every other rank sends rank 0
+// the collective's sequence number ("arrived"), and again now and then while it waits ("still
+// here"); rank 0 keeps one receive posted per peer. Notes from one peer arrive in order.
 /// Rank 0 posts its receives; the others have nothing to set up.
-int dpt_arrivals_open(void);
-/// A non-root rank: announces `sequence` to rank 0 (waits for its previous note first).
-int dpt_arrival_send(int64_t sequence);
-/// Rank 0: stores in latest[peer] the newest sequence each peer announced (entry 0 untouched).
-int dpt_arrivals_poll(int64_t *latest);
-/// Every rank: completes the notes up to `last` (which every peer has sent), then cancels
-/// rank 0's spare receives, so nothing is pending at MPI_Finalize.
-int dpt_arrivals_close(int64_t last);
+int dpt_notes_open(void);
+/// A non-root rank: sends `sequence` to rank 0. With `must` 0 the note is skipped while the
+/// previous one is still in flight; with 1 that one is completed first.
+int dpt_note_send(int64_t sequence, int must);
+/// Rank 0: latest[peer] = the newest sequence each peer sent, count[peer] += notes received
+/// (entries 0 untouched).
+int dpt_notes_poll(int64_t *latest, int64_t *count);
+/// Every rank, collectively: each other rank sends a last note `last` + 1 and rank 0 receives
+/// every note up to it, then cancels its spare receives: nothing is pending at MPI_Finalize.
+int dpt_notes_close(int64_t last);
 
 /// Ends every rank of the job; does not return.
 void dpt_abort(int code);

@@ -22,6 +22,8 @@ struct MPITests {
             #expect(report["size"] as? Int == 2 && report["local_size"] as? Int == 2)
             #expect(report["float_sum_total"] as? Double == expected)
             #expect(report["float_sample"] as? [Double] == [0, 3, 6, 9, 12, 15, 18, 0])
+            #expect(report["int_sample"] as? [Int] == (0..<8).map { i in (1...2).reduce(0) { $0 + $1 * (i % 7) * 100_000_000 / 7 } })
+            #expect(report["hosts"] as? Int == 2)
             #expect(report["sums"] as? [Double] == [1, 3])
             #expect(report["maxes"] as? [Double] == [1, 0] && report["mins"] as? [Double] == [0, -1])
             #expect(report["broadcast"] as? [Double] == [1, 1, 1, 1, 1], "broadcast from rank 1")

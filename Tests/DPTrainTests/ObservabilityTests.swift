@@ -55,13 +55,20 @@ struct ObservabilityTests {
         #expect(values("test/loss") == [Float(summary["test_loss"] as! Double)])
     }
 
-    /// `mpirun -np 2 … --timeline`: valid Chrome trace JSON (checked by tests/python/trace_check.py)
-    /// with one named track per rank, the six phases, and the window's first 20 steps.
-    @Test func timelineHasATrackPerRank() throws {
+    /// `mpirun -np 2 … --timeline`: the banner once, whole progress lines; valid Chrome trace JSON
+    /// (checked by tests/python/trace_check.py) with one named track per rank, the six phases
+    /// and the window's first 20 steps; per-rank times in metrics.jsonl and summary.json.
+    @Test func twoRanksShowBannerTimelineAndRankTimes() throws {
         let dir = Repo.scratch("timeline")
         let trace = dir + "/trace.json"
         let result = try dptrain(["train", "--max-steps", "30", "--run-dir", dir, "--timeline", trace], ranks: 2)
         try #require(result.status == 0, "\(result)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("2 ranks on 1 host (") && $0.hasSuffix("ranks 0-1), 1 thread per rank, kernels: blas") }.count == 1, "\(result.stdout)")
+        #expect(lines.contains { $0.hasPrefix("data: ") && $0.contains("(28x28x1 images in 10 classes), sha256 ") })
+        #expect(lines.contains("model: Conv2D(32, 5x5, valid) → MaxPool 2x2 → Conv2D(64, 5x5, valid) → MaxPool 2x2 → Dense(10, softmax), 62,346 parameters"))
+        #expect(lines.contains("run directory: \(dir)"))
+        #expect(!result.stdout.contains("\r"), "whole lines under mpirun")
         let checked = try run(["python3", Repo.root.appendingPathComponent("tests/python/trace_check.py").path, trace], timeout: 60)
         try #require(checked.status == 0, "\(checked)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(checked.stdout.utf8)) as? [String: Any])

@@ -34,8 +34,8 @@ final class WatchedCollective {
             if rank != 0 { try MPICommunicator.check(dpt_note_send(sequence, 1), "MPI_Isend") }
         }
         try MPICommunicator.check(start(), "MPI_Iallreduce")
-        let began = Self.now
-        var lastBeat = began, lastPoll = began
+        var began = Self.now
+        var lastBeat = began, lastPoll = began, lastLoop = began
         var warned = false, polls = 0
         while true {
             var done: Int32 = 0
@@ -43,6 +43,9 @@ final class WatchedCollective {
             if done != 0 { break }
             if let watch {
                 let now = Self.now, beat = watch.inspector.heartbeat
+                // Time this rank itself did not run (stopped, starved) is nobody else's stall.
+                if now - lastLoop > Self.absence { began += now - lastLoop }
+                lastLoop = now
                 if rank != 0 && now - lastBeat >= beat {
                     try MPICommunicator.check(dpt_note_send(sequence, 0), "MPI_Isend")
                     lastBeat = now
@@ -94,6 +97,9 @@ final class WatchedCollective {
         var time = timespec(tv_sec: 0, tv_nsec: min(50_000 << min((polls - 64) / 8, 4), 500_000))
         nanosleep(&time, nil)
     }
+
+    /// A gap between two polls longer than this means this rank was not running.
+    private static let absence = 0.5
 
     private static var now: Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }

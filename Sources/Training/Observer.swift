@@ -1,8 +1,8 @@
 import NN
 
-/// Everything besides the step itself hangs off this interface: progress printing, the metrics
-/// files, the checkpoint policy, the run's final files, and later TensorBoard, a timeline or a
-/// stall watchdog. The trainer calls its observers in order after each event; rank 0 has those
+/// Everything besides the step itself hangs off this interface: the banner and progress, the
+/// metrics files, TensorBoard, the checkpoint policy, the run's final files, the timeline's file.
+/// (What every rank must do together, such as gathering timings, is RunObservation's.) The trainer calls its observers in order after each event; rank 0 has those
 /// that print and write. Every method has an empty default.
 public protocol TrainingObserver: AnyObject {
     func runStarted(_ run: RunStart) throws

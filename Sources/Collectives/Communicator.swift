@@ -7,7 +7,8 @@ public protocol Communicator: AnyObject {
     /// Ranks sharing this node (and its cores).
     var localSize: Int { get }
 
-    /// In-place sum over all ranks.
+    /// In-place sum over all ranks: the step's collective, watched for stalls once
+    /// `watchStalls` has been called.
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     /// In-place sum over all ranks, wrapping modulo 2^32: exact, and the same whatever order
     /// MPI adds in, whenever the true total fits in an Int32.
@@ -16,6 +17,12 @@ public protocol Communicator: AnyObject {
     func allreduce(_ values: inout [Double], _ op: ReduceOp) throws
     /// Copies `buffer` from `root` to every rank.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
+    /// Every rank's `bytes` (the same length on all ranks), in rank order, on every rank.
+    func allgather(_ bytes: [UInt8]) throws -> [[UInt8]]
+    /// From now on rank 0 watches every sum allreduce with `inspector`: `warn` gets its warning
+    /// line, and past the shutdown time the allreduce throws (the caller then ends the job).
+    /// `step` names the step a collective belongs to. Collective: every rank calls it.
+    func watchStalls(_ inspector: StallInspector, step: @escaping () -> Int, warn: @escaping (String) -> Void) throws
     /// Ends the whole job at once. Used after training has started, when a collective
     /// would otherwise wait forever for the failed rank.
     func abort(code: Int32) -> Never
@@ -48,6 +55,14 @@ extension Communicator {
         try values.withUnsafeMutableBytes { try broadcast($0, root: root) }
     }
 
+    /// Every rank's host name, in rank order.
+    public func hostNames() throws -> [String] {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let mine = name.map { UInt8(bitPattern: $0) }
+        return try allgather(mine).map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
     /// Broadcasts a byte string whose length only the root knows.
     public func broadcast(bytes: [UInt8], root: Int = 0) throws -> [UInt8] {
         var count = [Double(bytes.count)]
@@ -67,6 +82,8 @@ public final class SingleProcessCommunicator: Communicator {
     public var localSize: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws {}
+    public func allgather(_ bytes: [UInt8]) throws -> [[UInt8]] { [bytes] }
+    public func watchStalls(_ inspector: StallInspector, step: @escaping () -> Int, warn: @escaping (String) -> Void) throws {}
     public func allreduce(_ values: inout [Double], _ op: ReduceOp) throws {}
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
     public func abort(code: Int32) -> Never { exit(code) }

@@ -20,14 +20,27 @@ public final class MPICommunicator: Communicator {
 
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        try Self.check(dpt_allreduce_floats(base, buffer.count), "MPI_Allreduce")
+        try watched.run { dpt_iallreduce_floats(base, buffer.count) }
     }
 
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        let rc = base.withMemoryRebound(to: UInt32.self, capacity: buffer.count) { dpt_allreduce_uint32s($0, buffer.count) }
-        try Self.check(rc, "MPI_Allreduce")
+        try watched.run { dpt_iallreduce_int32s(base, buffer.count) }
     }
+
+    public func allgather(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        var all = [UInt8](repeating: 0, count: bytes.count * size)
+        let rc = bytes.withUnsafeBytes { mine in all.withUnsafeMutableBytes { dpt_allgather_bytes(mine.baseAddress, Int32(bytes.count), $0.baseAddress) } }
+        try Self.check(rc, "MPI_Allgather")
+        return (0..<size).map { Array(all[($0 * bytes.count)..<(($0 + 1) * bytes.count)]) }
+    }
+
+    public func watchStalls(_ inspector: StallInspector, step: @escaping () -> Int, warn: @escaping (String) -> Void) throws {
+        try Self.check(dpt_notes_open(), "MPI_Irecv")
+        watched.watch = WatchedCollective.Watch(inspector: inspector, step: step, warn: warn)
+    }
+
+    private lazy var watched = WatchedCollective(rank: rank, size: size)
 
     public func allreduce(_ values: inout [Double], _ op: ReduceOp) throws {
         let cOp: dpt_op = switch op {
@@ -51,7 +64,9 @@ public final class MPICommunicator: Communicator {
     }
 
     public func finalize() {
-        if dpt_is_active() != 0 { _ = dpt_finalize() }
+        guard dpt_is_active() != 0 else { return }
+        if watched.watch != nil { _ = dpt_notes_close(watched.sequence) }
+        _ = dpt_finalize()
     }
 
     static func check(_ code: Int32, _ call: String) throws {

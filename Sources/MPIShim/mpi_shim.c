@@ -2,6 +2,7 @@
 #include <limits.h>
 #include <mpi.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 int dpt_init(int *rank, int *size, int *local_rank, int *local_size) {
     int provided = 0;
@@ -26,28 +27,6 @@ int dpt_is_active(void) {
     MPI_Initialized(&initialized);
     MPI_Finalized(&finalized);
     return initialized && !finalized;
-}
-
-// MPI counts are ints: reduce in chunks so any buffer size works.
-static int allreduce_sum_chunked(char *buffer, size_t count, size_t item_size, MPI_Datatype type) {
-    while (count > 0) {
-        int chunk = count > INT_MAX ? INT_MAX : (int)count;
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buffer, chunk, type, MPI_SUM, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return rc;
-        buffer += (size_t)chunk * item_size;
-        count -= (size_t)chunk;
-    }
-    return MPI_SUCCESS;
-}
-
-int dpt_allreduce_floats(float *buffer, size_t count) {
-    return allreduce_sum_chunked((char *)buffer, count, sizeof(float), MPI_FLOAT);
-}
-
-// Unsigned: the sum wraps modulo 2^32 by definition, which is what an exact fixed-point
-// reduction of two's-complement values needs (signed overflow would be undefined).
-int dpt_allreduce_uint32s(uint32_t *buffer, size_t count) {
-    return allreduce_sum_chunked((char *)buffer, count, sizeof(uint32_t), MPI_UINT32_T);
 }
 
 int dpt_allreduce_doubles(double *buffer, int count, enum dpt_op op) {
@@ -79,4 +58,103 @@ void dpt_error_string(int code, char *out, int capacity) {
     if (length >= capacity) length = capacity - 1;
     for (int i = 0; i < length; i++) out[i] = text[i];
     out[length] = '\0';
+}
+
+int dpt_allgather_bytes(const void *mine, int bytes, void *all) {
+    return MPI_Allgather(mine, bytes, MPI_BYTE, all, bytes, MPI_BYTE, MPI_COMM_WORLD);
+}
+
+static MPI_Request collective = MPI_REQUEST_NULL;
+
+static int start_allreduce(void *buffer, size_t count, MPI_Datatype type) {
+    if (count > INT_MAX) return MPI_ERR_COUNT;
+    return MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, type, MPI_SUM, MPI_COMM_WORLD, &collective);
+}
+
+int dpt_iallreduce_floats(float *buffer, size_t count) { return start_allreduce(buffer, count, MPI_FLOAT); }
+
+// Summed as unsigned: the sum wraps modulo 2^32 by definition, which is what the exact
+// fixed-point reduction of two's-complement values needs (signed overflow is undefined).
+int dpt_iallreduce_int32s(int32_t *buffer, size_t count) { return start_allreduce(buffer, count, MPI_UINT32_T); }
+
+int dpt_collective_test(int *done) { return MPI_Test(&collective, done, MPI_STATUS_IGNORE); }
+
+enum { NOTE_TAG = 7301 };
+static int notes_size = 0, notes_rank = 0;
+static MPI_Request *note_receives = NULL;  // rank 0: one per peer (index = rank)
+static int64_t *note_values = NULL;        // rank 0: the receive buffers
+static int64_t *note_latest = NULL;        // rank 0: newest sequence seen per peer
+static MPI_Request note_send_request = MPI_REQUEST_NULL;
+static int64_t note_send_value = 0;
+
+static int post_receive(int peer) {
+    return MPI_Irecv(&note_values[peer], 1, MPI_INT64_T, peer, NOTE_TAG, MPI_COMM_WORLD, &note_receives[peer]);
+}
+
+int dpt_notes_open(void) {
+    int rc;
+    MPI_Comm_rank(MPI_COMM_WORLD, &notes_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &notes_size);
+    if (notes_rank != 0) return MPI_SUCCESS;
+    note_receives = malloc(sizeof(MPI_Request) * (size_t)notes_size);
+    note_values = calloc((size_t)notes_size, sizeof(int64_t));
+    note_latest = calloc((size_t)notes_size, sizeof(int64_t));
+    if (!note_receives || !note_values || !note_latest) return MPI_ERR_NO_MEM;
+    note_receives[0] = MPI_REQUEST_NULL;
+    for (int peer = 1; peer < notes_size; peer++)
+        if ((rc = post_receive(peer)) != MPI_SUCCESS) return rc;
+    return MPI_SUCCESS;
+}
+
+int dpt_note_send(int64_t sequence, int must) {
+    int rc, done = 0;
+    if (must) {
+        rc = MPI_Wait(&note_send_request, MPI_STATUS_IGNORE);
+    } else {
+        rc = MPI_Test(&note_send_request, &done, MPI_STATUS_IGNORE);
+        if (rc == MPI_SUCCESS && !done) return MPI_SUCCESS;
+    }
+    if (rc != MPI_SUCCESS) return rc;
+    note_send_value = sequence;
+    return MPI_Isend(&note_send_value, 1, MPI_INT64_T, 0, NOTE_TAG, MPI_COMM_WORLD, &note_send_request);
+}
+
+int dpt_notes_poll(int64_t *latest, int64_t *count) {
+    for (int peer = 1; peer < notes_size; peer++) {
+        for (;;) {
+            int done = 0, rc = MPI_Test(&note_receives[peer], &done, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS) return rc;
+            if (!done) break;
+            note_latest[peer] = note_values[peer];
+            count[peer] += 1;
+            if ((rc = post_receive(peer)) != MPI_SUCCESS) return rc;
+        }
+        latest[peer] = note_latest[peer];
+    }
+    return MPI_SUCCESS;
+}
+
+int dpt_notes_close(int64_t last) {
+    int rc;
+    if (notes_rank != 0) {
+        if ((rc = dpt_note_send(last + 1, 1)) != MPI_SUCCESS) return rc;
+        return MPI_Wait(&note_send_request, MPI_STATUS_IGNORE);
+    }
+    if (note_receives == NULL) return MPI_SUCCESS;
+    for (int peer = 1; peer < notes_size; peer++) {
+        while (note_latest[peer] <= last) {
+            if ((rc = MPI_Wait(&note_receives[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
+            note_latest[peer] = note_values[peer];
+            if ((rc = post_receive(peer)) != MPI_SUCCESS) return rc;
+        }
+        // The spare receive: no note comes after the last.
+        MPI_Cancel(&note_receives[peer]);
+        if ((rc = MPI_Wait(&note_receives[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
+    }
+    free(note_receives);
+    free(note_values);
+    free(note_latest);
+    note_receives = NULL;
+    note_values = note_latest = NULL;
+    return MPI_SUCCESS;
 }

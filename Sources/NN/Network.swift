@@ -1,3 +1,5 @@
+import Dispatch
+
 /// A named weight tensor inside the network's flat parameter buffer.
 public struct ParameterTensor: Sendable, Equatable {
     /// Keras name, e.g. "conv2d/kernel" (HWIO) or "dense/bias".
@@ -22,6 +24,8 @@ public final class Network {
     public let gradients: UnsafeMutableBufferPointer<Float>
     /// Softmax output of the last forward pass, [batch, classes].
     public let probabilities: UnsafeMutablePointer<Float>
+    /// Seconds the forward part of the last `computeGradients` took (the timeline's split).
+    public private(set) var forwardSeconds = 0.0
 
     /// When set (by `dptrain bench`), each layer's seconds are added here: forward in slots
     /// 0..<L, backward in L..<2L, the softmax and loss in slot 2L (L = layers, Flatten excluded).
@@ -159,8 +163,10 @@ public final class Network {
             gradients.update(repeating: 0)
             return Totals()
         }
+        let forwardStart = DispatchTime.now().uptimeNanoseconds
         let result = softmaxOutput(input, labels: labels, gradient: gradOutputs[layers.count - 1], batch: batch,
                                    gradientScale: gradientScale)
+        forwardSeconds = Double(DispatchTime.now().uptimeNanoseconds - forwardStart) / 1e9
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let layerInput = i == 0 ? input : UnsafePointer(layers[i - 1].output)
             let start = layerSeconds == nil ? 0 : Kernels.now()

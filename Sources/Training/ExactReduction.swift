@@ -36,7 +36,9 @@ final class ExactReduction: GradientReduction {
     /// One payload-sized accumulator per worker, and its loss sum in 2^-32 units.
     private let accumulators: [UnsafeMutableBufferPointer<Int32>]
     private let workerLoss: UnsafeMutablePointer<Int64>
+    /// Seconds each worker spent gathering data and in forward passes in the last pass.
     private let workerGather: UnsafeMutablePointer<Double>
+    private let workerForward: UnsafeMutablePointer<Double>
 
     init(workers: Workers, shardSize: Int, comm: Communicator) {
         self.workers = workers
@@ -54,6 +56,7 @@ final class ExactReduction: GradientReduction {
         }
         workerLoss = .allocate(capacity: workers.count)
         workerGather = .allocate(capacity: workers.count)
+        workerForward = .allocate(capacity: workers.count)
         gradients = .allocate(capacity: parameterCount)
         gradients.initialize(repeating: 0)
         state = tensors.map { _ in Self.scale(maxExponent: 0, shards: 1) }
@@ -64,6 +67,7 @@ final class ExactReduction: GradientReduction {
         accumulators.forEach { $0.deallocate() }
         workerLoss.deallocate()
         workerGather.deallocate()
+        workerForward.deallocate()
         gradients.deallocate()
     }
 
@@ -103,7 +107,8 @@ final class ExactReduction: GradientReduction {
         }
         timings.data = workerGather[0]
         timings.reduce = reduceSeconds
-        timings.compute = MonotonicClock.now - start - reduceSeconds - timings.data
+        timings.forward = workerForward[0]
+        timings.backward = MonotonicClock.now - start - reduceSeconds - timings.data - timings.forward
         let loss = Int64(slot(.loss0)) + Int64(slot(.loss1)) << 21 + Int64(slot(.loss2)) << 42
         let totals = Totals(lossSum: Double(loss) / 4_294_967_296, correct: Double(slot(.correct)), count: batch.count)
         return ReducedStep(totals: totals, stopRequested: slot(.stop) > 0, timings: timings)
@@ -120,7 +125,7 @@ final class ExactReduction: GradientReduction {
             let accumulator = self.accumulators[w]
             accumulator.update(repeating: 0)
             var loss: Int64 = 0
-            var gather = 0.0
+            var gather = 0.0, forward = 0.0
             for shard in Workers.part(w, of: mine, parts: self.workers.count) {
                 let begin = batch.startIndex + shard * self.shardSize
                 let examples = batch[begin..<min(begin + self.shardSize, batch.endIndex)]
@@ -128,6 +133,7 @@ final class ExactReduction: GradientReduction {
                 set.gather(examples, into: x, labels: y)
                 gather += MonotonicClock.now - gatherStart
                 let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale)
+                forward += network.forwardSeconds
                 // A shard's loss is at most a few thousand; beyond 2^30 (or not finite) training has diverged.
                 guard totals.lossSum.isFinite, totals.lossSum < 0x4000_0000 else {
                     accumulator[accumulator.count - Slot.allCases.count + Slot.diverged.rawValue] = 1
@@ -139,6 +145,7 @@ final class ExactReduction: GradientReduction {
             }
             self.workerLoss[w] = loss
             self.workerGather[w] = gather
+            self.workerForward[w] = forward
             return Totals()
         }
     }

@@ -60,13 +60,14 @@ final class FloatReduction: GradientReduction {
         var timings = StepTimings()
         let start = MonotonicClock.now
         let mine = EpochPlan.slice(batch, rank: comm.rank, ranks: comm.size)
-        let (local, gatherSeconds) = workers.computeGradients(mine, from: set, scale: 1 / Float(batch.count))
+        let (local, gatherSeconds, forwardSeconds) = workers.computeGradients(mine, from: set, scale: 1 / Float(batch.count))
         extras[Slot.lossSum.rawValue] = Float(local.lossSum)
         extras[Slot.correct.rawValue] = Float(local.correct)
         extras[Slot.stop.rawValue] = stop ? 1 : 0
         let reduceStart = MonotonicClock.now
         try comm.allreduceSum(buffer)
-        (timings.data, timings.compute, timings.reduce) = (gatherSeconds, reduceStart - start - gatherSeconds, MonotonicClock.now - reduceStart)
+        (timings.data, timings.forward, timings.reduce) = (gatherSeconds, forwardSeconds, MonotonicClock.now - reduceStart)
+        timings.backward = reduceStart - start - gatherSeconds - forwardSeconds
         let totals = Totals(lossSum: Double(extras[Slot.lossSum.rawValue]), correct: Double(extras[Slot.correct.rawValue]), count: batch.count)
         return ReducedStep(totals: totals, stopRequested: extras[Slot.stop.rawValue] > 0, timings: timings)
     }

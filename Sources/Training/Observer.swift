@@ -1,8 +1,8 @@
 import NN
 
-/// Everything besides the step itself hangs off this interface: progress printing, the metrics
-/// files, the checkpoint policy, the run's final files, and later TensorBoard, a timeline or a
-/// stall watchdog. The trainer calls its observers in order after each event; rank 0 has those
+/// Everything besides the step itself hangs off this interface: the banner and progress, the
+/// metrics files, TensorBoard, the checkpoint policy, the run's final files, the timeline's file.
+/// (What every rank must do together, such as gathering timings, is RunObservation's.) The trainer calls its observers in order after each event; rank 0 has those
 /// that print and write. Every method has an empty default.
 public protocol TrainingObserver: AnyObject {
     func runStarted(_ run: RunStart) throws
@@ -37,11 +37,23 @@ public struct RunStart: Sendable {
     public var epoch: Int
     public var globalStep: Int
     public var resumedFrom: String?
+    /// Host name of each rank.
+    public var hosts: [String] = []
+    /// The kernels the conv passes run on.
+    public var kernelPath = Kernels.pathName
+    public var architecture = Architecture.mnistReference
+    public var dataDirectory = ""
+    public var dataShape = ""
+    public var dataFingerprint = ""
 }
 
-/// Seconds one rank spent in each phase of a step.
+/// Seconds one rank spent in each phase of a step (forward and backward as worker 0 saw them);
+/// `reduce` is the whole allreduce, waiting for the other ranks included. `start` is when the
+/// step began, in seconds since the run's common origin (the timeline's clock).
 public struct StepTimings: Sendable {
-    public var data = 0.0, compute = 0.0, reduce = 0.0, update = 0.0
+    public var start = 0.0
+    public var data = 0.0, forward = 0.0, backward = 0.0, reduce = 0.0, update = 0.0
+    public var compute: Double { forward + backward }
     public var total: Double { data + compute + reduce + update }
 }
 

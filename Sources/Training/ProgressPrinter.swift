@@ -54,6 +54,11 @@ final class ProgressPrinter: TrainingObserver {
 
     init(epochs: Int, ranks: Int) { (self.epochs, self.ranks) = (epochs, ranks) }
 
+    func runStarted(_ run: RunStart) {
+        Banner.lines(run).forEach { print($0) }
+        fflush(stdout)
+    }
+
     func epochStarted(epoch: Int, steps: Int) {
         progress = Progress(epoch: epoch, epochs: epochs, steps: steps, ranks: ranks)
     }

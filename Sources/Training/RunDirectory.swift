@@ -77,12 +77,15 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var allreduceSeconds: Double
     /// The learning rate of each of the epoch's steps, in order.
     public var learningRates: [Double]
+    /// Each rank's mean step time and reduction time this epoch, and the rank the others waited for.
+    public var rankTimes: [RankTime]?
+    public var slowestRank: Int?
 
     enum CodingKeys: String, CodingKey {
         case epoch, loss, accuracy, steps, seconds
         case learningRates = "learning_rates"
         case valLoss = "val_loss", valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second"
-        case allreduceSeconds = "allreduce_seconds"
+        case allreduceSeconds = "allreduce_seconds", rankTimes = "rank_times", slowestRank = "slowest_rank"
     }
 }
 
@@ -107,12 +110,15 @@ public struct RunSummary: Codable, Sendable {
     public var stoppedEarly: Bool
     /// Settings a resume changed (empty for an uninterrupted run).
     public var resumeChanges: [SettingChange]
+    /// Each rank's mean step time and reduction time over this run's steps, and the slowest rank.
+    public var rankTimes: [RankTime]?
+    public var slowestRank: Int?
 
     enum CodingKeys: String, CodingKey {
         case epochs, steps, ranks, threads, seconds, config, optimizer
         case peakMemoryMB = "peak_memory_mb"
         case testLoss = "test_loss", testAccuracy = "test_accuracy", imagesPerSecond = "images_per_second"
         case dataFingerprint = "data_sha256", resumeChanges = "resume_changes"
-        case learningRate = "learning_rate", stoppedEarly = "stopped_early"
+        case learningRate = "learning_rate", stoppedEarly = "stopped_early", rankTimes = "rank_times", slowestRank = "slowest_rank"
     }
 }

@@ -36,6 +36,7 @@ public final class Trainer {
     var stoppedEarly = false
     let log: (String) -> Void
     private var observers: [TrainingObserver] = []
+    let observation: RunObservation
 
     /// Start-up: everything that can fail because of bad input happens here, on every rank,
     /// before any file of the run directory is touched. Ranks agree on the outcome, so a bad
@@ -72,6 +73,7 @@ public final class Trainer {
         (workers, reduction) = try Self.makeReduction(self.config, comm: comm, parameterCount: parameterCount)
         optimizer = try self.config.optimizer.make(parameterCount: parameterCount)
         run = RunDirectory(path: self.config.runDirectory)
+        observation = try RunObservation(comm: comm, settings: self.config.observing)
 
         // Rank 0 alone reads model files and checkpoints and writes the run directory.
         var resumedFrom: String?
@@ -80,9 +82,12 @@ public final class Trainer {
             do {
                 resumedFrom = try restore(log: log)
                 observers = [ProgressPrinter(epochs: self.config.epochs, ranks: comm.size), MetricsLogger(run: run),
-                             CheckpointPolicy(trainer: self), FinalFiles(run: run, network: network)]
+                             TensorBoardLogger(directory: run.path, every: self.config.observing.logEvery),
+                             CheckpointPolicy(trainer: self), FinalFiles(run: run, network: network)] + [observation.timeline].compactMap { $0 }
                 let start = RunStart(ranks: comm.size, threads: workers.count, parameterCount: parameterCount, runDirectory: run.path,
-                                     epoch: state.epoch, globalStep: state.globalStep, resumedFrom: resumedFrom)
+                                     epoch: state.epoch, globalStep: state.globalStep, resumedFrom: resumedFrom, hosts: observation.hosts,
+                                     architecture: self.config.architecture, dataDirectory: data.directory, dataShape: "\(data.shape)",
+                                     dataFingerprint: data.fingerprint)
                 try notify { try $0.runStarted(start) }
             } catch {
                 failure = error
@@ -90,6 +95,7 @@ public final class Trainer {
         }
         try Self.agree(comm, failure, phase: "start-up")
         try broadcastState()
+        try observation.start { [unowned self] in self.state.globalStep + 1 }
         if let resumedFrom {
             log("resumed from \(resumedFrom) at epoch \(state.epoch + 1), step \(state.stepInEpoch) (global step \(state.globalStep))")
             for change in resumeChanges { log("note: \(change.setting) changed on resume: \(change.old) -> \(change.new)") }
@@ -122,16 +128,19 @@ public final class Trainer {
     /// One step, as llm.c's: gather and forward/backward (in the workers), reduce, update, notify.
     func step(_ batch: ArraySlice<Int32>, stepsInEpoch: Int, epochStart: Double) throws -> StepReport {
         let learningRate = schedule.learningRate(atStep: state.globalStep)
+        let stepStart = MonotonicClock.now - observation.origin
         var reduced = try reduction.step(batch, from: trainSet, stop: StopSignal.isRaised)
         let updateStart = MonotonicClock.now
         optimizer.update(network.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: learningRate)
         let end = MonotonicClock.now
         reduced.timings.update = end - updateStart
+        reduced.timings.start = stepStart
 
         state.epochTotals += reduced.totals
         state.stepInEpoch += 1
         state.globalStep += 1
         state.epochSeconds = end - epochStart
+        try observation.stepEnded(globalStep: state.globalStep, reduced.timings)
         let report = StepReport(epoch: state.epoch, step: state.stepInEpoch, stepsInEpoch: stepsInEpoch, globalStep: state.globalStep,
                                 batch: reduced.totals, epochTotals: state.epochTotals, epochSeconds: state.epochSeconds,
                                 learningRate: Double(learningRate), timings: reduced.timings, stopRequested: reduced.stopRequested)
@@ -149,6 +158,7 @@ public final class Trainer {
                                imagesPerSecond: Double(state.epochTotals.count) / max(seconds, 1e-9), allreduceSeconds: reduceSeconds,
                                learningRates: (firstStep..<state.globalStep).map { Double(schedule.learningRate(atStep: $0)) })
         let finished = state.stepInEpoch == stepsInEpoch
+        try observation.epochEnded(&row)
         if let validationSet {
             let validation = try score(validationSet)
             (row.valLoss, row.valAccuracy) = (validation.loss, validation.accuracy)
@@ -188,11 +198,12 @@ public final class Trainer {
         try notify { try $0.evaluated(test, step: state.globalStep) }
         var peakMemory = [Self.peakMemoryMB()]
         try comm.allreduce(&peakMemory, .max)
-        let summary = RunSummary(testLoss: test.loss, testAccuracy: test.accuracy, epochs: state.epoch, steps: state.globalStep,
+        var summary = RunSummary(testLoss: test.loss, testAccuracy: test.accuracy, epochs: state.epoch, steps: state.globalStep,
                                  ranks: comm.size, threads: workers.count, seconds: MonotonicClock.now - startTime,
                                  imagesPerSecond: imagesPerSecond, peakMemoryMB: peakMemory[0], dataFingerprint: data.fingerprint,
                                  config: config, optimizer: Checkpoint.describe(optimizer), learningRate: Double(schedule.baseRate),
                                  stoppedEarly: stoppedEarly, resumeChanges: resumeChanges)
+        try observation.runFinished(&summary)
         try notify { try $0.runFinished(summary) }
         return summary
     }

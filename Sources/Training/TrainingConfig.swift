@@ -47,6 +47,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var resume: String?
     /// A fresh start in a run directory that holds checkpoints clears it instead of refusing.
     public var overwrite = false
+    /// TensorBoard, timeline and stall watchdog; optional so that configurations saved before
+    /// it existed (in checkpoints) still read.
+    public var observability: ObservabilitySettings?
 
     public init() {}
 

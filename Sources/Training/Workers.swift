@@ -40,8 +40,10 @@ final class Workers {
     }
 
     /// Gradient of Σ loss · `scale` over `examples`, each worker on a contiguous part, summed
-    /// into the primary's `gradients`; also the seconds worker 0 spent gathering data.
-    func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float) -> (Totals, gatherSeconds: Double) {
+    /// into the primary's `gradients`; also the seconds worker 0 spent gathering data and in its
+    /// forward pass (the rest is backward).
+    func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float)
+        -> (Totals, gatherSeconds: Double, forwardSeconds: Double) {
         let result = run { i, network, x, y in
             let range = Self.part(i, of: examples.indices, parts: self.count)
             let start = i == 0 ? MonotonicClock.now : 0
@@ -54,7 +56,7 @@ final class Workers {
             let g = replica.gradients
             for j in 0..<sum.count { sum[j] += g[j] }
         }
-        return (result, gatherSeconds)
+        return (result, gatherSeconds, primary.forwardSeconds)
     }
 
     /// Totals over the fixed chunks `chunks` of `set` (chunk c is examples c·size ..< (c+1)·size).

@@ -11,6 +11,7 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var optimizer: OptimizerOptions
     @OptionGroup var scaling: ScalingOptions
+    @OptionGroup var observability: ObservabilityOptions
     @Option(help: "Epochs to train.") var epochs = defaults.epochs
     @Option(help: "Seed for the initial weights and the shuffles.") var seed = defaults.seed
     @Option(help: "Fraction of the training set held out (the last part, as in Keras).") var validationSplit = defaults.validationSplit
@@ -60,6 +61,7 @@ struct Train: ParsableCommand {
         config.saveBest = saveBest
         config.resume = resume
         config.overwrite = overwrite
+        config.observability = observability.settings
         return config
     }
 

@@ -85,6 +85,8 @@ public final class RunningProcess {
     }
 
     public var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+    /// What the process has written to stderr so far.
+    public var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
 
     public var isRunning: Bool {
         guard exitStatus == nil else { return false }
@@ -159,6 +161,14 @@ public func rankProcesses(matching needle: String) -> [Int32] {
     processes(matching: needle).filter {
         !((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("mpirun")
     }
+}
+
+/// The MPI rank of a process started by mpirun (from its environment), if it has one.
+public func mpiRank(of pid: Int32) -> Int? {
+    guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
+    let prefix = "OMPI_COMM_WORLD_RANK="
+    return data.split(separator: 0).lazy.map { String(decoding: $0, as: UTF8.self) }
+        .first { $0.hasPrefix(prefix) }.flatMap { Int($0.dropFirst(prefix.count)) }
 }
 
 /// Writes an unsigned-byte IDX file (raw) with `dims` and `bytes`.

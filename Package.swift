@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "ModelFiles", dependencies: ["NN"]),
         // TensorBoard event files, Chrome traces and SVG plots.
         .target(name: "Reports", dependencies: ["ModelFiles"]),
-        .target(name: "Training", dependencies: ["Datasets", "NN", "ModelFiles", "Collectives", "Reports"]),
+        .target(name: "Training", dependencies: ["Datasets", "NN", "CKernels", "ModelFiles", "Collectives", "Reports"]),
         .executableTarget(name: "dptrain", dependencies: [
             "Training", "ModelFiles", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

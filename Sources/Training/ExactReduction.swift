@@ -1,3 +1,4 @@
+import CKernels
 import Collectives
 import Datasets
 import NN
@@ -157,18 +158,14 @@ final class ExactReduction: GradientReduction {
         let overflowSlot = accumulator.count - Slot.allCases.count + Slot.overflow.rawValue
         for (t, tensor) in tensors.enumerated() {
             let k = scales[t]
-            let factor = Float(sign: .plus, exponent: k, significand: 1)
-            var largest: Float = 0
-            for i in tensor.offset..<(tensor.offset + tensor.count) {
-                let a = abs(g[i])
-                if !(a <= largest) { largest = a }  // a NaN wins, and fails the finiteness check below
-            }
-            guard largest > 0 else { continue }
-            guard largest.isFinite else {
+            let values = UnsafePointer(g.baseAddress! + tensor.offset)
+            let bits = dpk_max_abs_bits(values, tensor.count)
+            guard bits != 0 else { continue }
+            guard bits < 0x7F80_0000 else {  // infinity or NaN
                 accumulator[accumulator.count - Slot.allCases.count + Slot.diverged.rawValue] = 1
                 continue
             }
-            let exponent = Int(largest.exponent)
+            let exponent = Int(bits >> 23) - 127
             let bucket = min(max(exponent - Self.lowestExponent, 0), Self.buckets - 1)
             accumulator[histogram + t * Self.buckets + bucket] &+= 1
             // |round(g·2^k)| ≤ 2^(e+1+k) must stay within 2^(30−sumBits).
@@ -176,9 +173,7 @@ final class ExactReduction: GradientReduction {
                 accumulator[overflowSlot] = 1
                 continue
             }
-            for i in tensor.offset..<(tensor.offset + tensor.count) {
-                accumulator[i] &+= Int32((g[i] * factor).rounded(.toNearestOrEven))
-            }
+            dpk_quantize_add(values, tensor.count, Float(sign: .plus, exponent: k, significand: 1), accumulator.baseAddress! + tensor.offset)
         }
     }
 
@@ -215,8 +210,8 @@ final class ExactReduction: GradientReduction {
 
     private func dequantize() {
         for (t, tensor) in tensors.enumerated() {
-            let unit = Float(sign: .plus, exponent: -state[t], significand: 1)
-            for i in tensor.offset..<(tensor.offset + tensor.count) { gradients[i] = Float(payload[i]) * unit }
+            dpk_dequantize(payload.baseAddress! + tensor.offset, tensor.count, Float(sign: .plus, exponent: -state[t], significand: 1),
+                           gradients.baseAddress! + tensor.offset)
         }
     }
 }

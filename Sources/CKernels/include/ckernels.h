@@ -2,6 +2,8 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -64,6 +66,14 @@ void dpk_crop(const float *src, int batch, int ph, int pw, int top, int left, fl
 
 /// Monotonic seconds, for timing.
 double dpk_now(void);
+
+// Fixed point for the exact gradient reduction (see Training/ExactReduction.swift): the largest
+// |x| as its float bits (integer max: exact, and a NaN's bits exceed infinity's), and
+// acc[i] += rint(x[i] * scale), rounding to nearest even on every path, so the sums are the same
+// bits whatever instruction set ran them.
+uint32_t dpk_max_abs_bits(const float *x, long n);
+void dpk_quantize_add(const float *x, long n, float scale, int32_t *acc);
+void dpk_dequantize(const int32_t *q, long n, float unit, float *out);
 
 /// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
 double dpk_fma_peak(double seconds);

@@ -34,7 +34,8 @@ final class ExactReduction: GradientReduction {
     private let payload: UnsafeMutableBufferPointer<Int32>
     private let workers: Workers
     private let comm: Communicator
-    /// One payload-sized accumulator per worker, and its loss sum in 2^-32 units.
+    /// One payload-sized accumulator per worker (worker 0's is the payload itself, which saves a
+    /// pass), and its loss sum in 2^-32 units.
     private let accumulators: [UnsafeMutableBufferPointer<Int32>]
     private let workerLoss: UnsafeMutablePointer<Int64>
     /// Seconds each worker spent gathering data and in forward passes in the last pass.
@@ -50,7 +51,7 @@ final class ExactReduction: GradientReduction {
         let size = parameterCount + tensors.count * Self.buckets + Slot.allCases.count
         payload = .allocate(capacity: size)
         payload.initialize(repeating: 0)
-        accumulators = (0..<workers.count).map { _ in
+        accumulators = [payload] + (1..<workers.count).map { _ in
             let buffer = UnsafeMutableBufferPointer<Int32>.allocate(capacity: size)
             buffer.initialize(repeating: 0)
             return buffer
@@ -64,7 +65,6 @@ final class ExactReduction: GradientReduction {
     }
 
     deinit {
-        payload.deallocate()
         accumulators.forEach { $0.deallocate() }
         workerLoss.deallocate()
         workerGather.deallocate()
@@ -177,11 +177,10 @@ final class ExactReduction: GradientReduction {
         }
     }
 
-    /// The rank's payload: the workers' accumulators summed (integers: any order), the loss in
-    /// three 21-bit chunks (each sums over up to 1,024 ranks without overflow), the stop flag.
+    /// The rank's payload: worker 0's accumulator plus the others' (integers: any order), the
+    /// loss in three 21-bit chunks (each sums over up to 1,024 ranks without overflow), the stop flag.
     private func combineWorkers(stop: Bool) {
-        payload.update(repeating: 0)
-        for accumulator in accumulators {
+        for accumulator in accumulators.dropFirst() {
             for i in 0..<payload.count { payload[i] &+= accumulator[i] }
         }
         var loss: Int64 = 0

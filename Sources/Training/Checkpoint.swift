@@ -116,13 +116,16 @@ struct Checkpoint {
         return changes
     }
 
-    static func describe(_ optimizer: any Optimizer) -> String {
-        ([optimizer.kind] + optimizer.settings.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }).joined(separator: ", ")
-    }
+    static func describe(_ optimizer: any Optimizer) -> String { describe(kind: optimizer.kind, settings: optimizer.settings) }
 
     static func describe(saved meta: [String: String]) -> String {
         let settings = meta["optimizer_settings"].flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) } ?? [:]
-        return ([meta["optimizer"] ?? "sgd"] + settings.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }).joined(separator: ", ")
+        return describe(kind: meta["optimizer"] ?? "sgd", settings: settings)
+    }
+
+    /// "sgd, momentum 0.9, nesterov false, weight_decay 0.0".
+    private static func describe(kind: String, settings: [String: String]) -> String {
+        ([kind] + settings.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }).joined(separator: ", ")
     }
 
     /// `optimizer/<tensor>/<state>`, e.g. `optimizer/conv2d/kernel/velocity`.

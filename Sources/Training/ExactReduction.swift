@@ -115,7 +115,12 @@ final class ExactReduction: GradientReduction {
         return ReducedStep(totals: totals, stopRequested: slot(.stop) > 0, timings: timings)
     }
 
-    private func slot(_ s: Slot) -> Int32 { payload[payload.count - Slot.allCases.count + s.rawValue] }
+    private func slot(_ s: Slot) -> Int32 { payload[Self.index(of: s, in: payload)] }
+
+    /// Where `slot` sits in a payload-sized buffer: after the gradients and the exponent counts.
+    private static func index(of slot: Slot, in buffer: UnsafeMutableBufferPointer<Int32>) -> Int {
+        buffer.count - Slot.allCases.count + slot.rawValue
+    }
 
     /// Every worker computes its shards whole and adds them, in fixed point, to its accumulator.
     private func computeShards(_ mine: Range<Int>, of batch: ArraySlice<Int32>, shardCount: Int, from set: LabeledImages) {
@@ -137,12 +142,12 @@ final class ExactReduction: GradientReduction {
                 forward += network.forwardSeconds
                 // A shard's loss is at most a few thousand; beyond 2^30 (or not finite) training has diverged.
                 guard totals.lossSum.isFinite, totals.lossSum < 0x4000_0000 else {
-                    accumulator[accumulator.count - Slot.allCases.count + Slot.diverged.rawValue] = 1
+                    accumulator[Self.index(of: .diverged, in: accumulator)] = 1
                     continue
                 }
                 loss += Int64((totals.lossSum * 4_294_967_296).rounded())
                 self.add(network.gradients, into: accumulator, scales: scales, sumBits: sumBits)
-                accumulator[accumulator.count - Slot.allCases.count + Slot.correct.rawValue] &+= Int32(totals.correct)
+                accumulator[Self.index(of: .correct, in: accumulator)] &+= Int32(totals.correct)
             }
             self.workerLoss[w] = loss
             self.workerGather[w] = gather
@@ -155,14 +160,14 @@ final class ExactReduction: GradientReduction {
     /// per tensor, and flags a value too large for the scale.
     private func add(_ g: UnsafeMutableBufferPointer<Float>, into accumulator: UnsafeMutableBufferPointer<Int32>, scales: [Int], sumBits: Int) {
         let histogram = parameterCount
-        let overflowSlot = accumulator.count - Slot.allCases.count + Slot.overflow.rawValue
+        let overflowSlot = Self.index(of: .overflow, in: accumulator)
         for (t, tensor) in tensors.enumerated() {
             let k = scales[t]
             let values = UnsafePointer(g.baseAddress! + tensor.offset)
             let bits = dpk_max_abs_bits(values, tensor.count)
             guard bits != 0 else { continue }
             guard bits < 0x7F80_0000 else {  // infinity or NaN
-                accumulator[accumulator.count - Slot.allCases.count + Slot.diverged.rawValue] = 1
+                accumulator[Self.index(of: .diverged, in: accumulator)] = 1
                 continue
             }
             let exponent = Int(bits >> 23) - 127

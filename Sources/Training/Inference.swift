@@ -66,6 +66,14 @@ extension Architecture {
         return fitted
     }
 
+    /// Refuses a model file made for another input shape or class count, naming both.
+    func checkInput(matches shape: DataShape, file path: String) throws {
+        guard (inputHeight, inputWidth, inputChannels) == (shape.height, shape.width, shape.channels),
+              shape.classes.map({ $0 == classes }) ?? true else {
+            throw TrainingError("\(path): takes \(inputDescription), but \(shape.source) holds \(shape.description)")
+        }
+    }
+
     /// "28x28x1 images in 10 classes".
     public var inputDescription: String { "\(inputHeight)x\(inputWidth)x\(inputChannels) images in \(classes) classes" }
 }
@@ -76,11 +84,7 @@ extension Architecture {
 public func loadModel(_ path: String, for shape: DataShape, fallback: Architecture, maxBatch: Int) throws -> Network {
     let file = try SafeTensors(path: path)
     let architecture = try ModelFile.architecture(of: file, name: path) ?? fallback.fitted(to: shape)
-    let a = architecture
-    guard (a.inputHeight, a.inputWidth, a.inputChannels) == (shape.height, shape.width, shape.channels),
-          shape.classes.map({ $0 == a.classes }) ?? true else {
-        throw TrainingError("\(path): takes \(a.inputDescription), but \(shape.source) holds \(shape.description)")
-    }
+    try architecture.checkInput(matches: shape, file: path)
     let network = try Network(architecture, maxBatch: maxBatch)
     try ModelFile.load(file, into: network, name: path)
     return network

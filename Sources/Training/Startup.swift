@@ -100,10 +100,7 @@ extension Trainer {
 
     private func loadWeights(_ path: String) throws {
         let file = try SafeTensors(path: path)
-        if let saved = try ModelFile.architecture(of: file, name: path), saved.classes != config.architecture.classes
-            || (saved.inputHeight, saved.inputWidth, saved.inputChannels) != (config.architecture.inputHeight, config.architecture.inputWidth, config.architecture.inputChannels) {
-            throw TrainingError("\(path): takes \(saved.inputDescription), but \(data.directory) holds \(data.shape)")
-        }
+        try ModelFile.architecture(of: file, name: path)?.checkInput(matches: data.shape, file: path)
         try ModelFile.load(file, into: network, name: path)
     }
 

@@ -21,7 +21,9 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib"]),
         // The conv kernels: C with intrinsics per instruction set, chosen at run time.
         .target(name: "CKernels"),
-        .target(name: "NN", dependencies: ["CBLAS", "CKernels"]),
+        // The model as a value: Keras's layers as a Sequential or Functional graph.
+        .target(name: "Graph"),
+        .target(name: "NN", dependencies: ["Graph", "CBLAS", "CKernels"]),
         .target(name: "Collectives", dependencies: ["MPIShim"]),
         // safetensors and model files: what NN's tests and Training both read and write.
         .target(name: "ModelFiles", dependencies: ["NN"]),

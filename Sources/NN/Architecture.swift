@@ -1,9 +1,8 @@
-/// The shape of a network: conv blocks (Conv2D + ReLU, then MaxPool), Flatten, hidden Dense
-/// (ReLU) layers, and a final Dense softmax. The defaults are the Keras MNIST tutorial model.
+/// The model flags' shorthand for a Sequential graph: conv blocks (Conv2D + ReLU, then MaxPool),
+/// Flatten, hidden Dense (ReLU) layers, and a final Dense softmax. The defaults are the Keras MNIST
+/// tutorial model. Files written before the layer graph record this; `graph()` reads them.
 public struct Architecture: Codable, Equatable, Sendable {
-    public enum Padding: String, Codable, Sendable, CaseIterable {
-        case valid, same
-    }
+    public typealias Padding = ModelGraph.Padding
 
     public struct ConvBlock: Codable, Equatable, Sendable {
         public var filters: Int
@@ -42,80 +41,22 @@ public struct Architecture: Codable, Equatable, Sendable {
         self.classes = classes
     }
 
-    /// One row of the Keras-style summary, and the geometry the network is built from.
-    public struct LayerInfo: Sendable {
-        public enum Kind: String, Sendable {
-            case conv2D = "Conv2D", maxPooling2D = "MaxPooling2D", flatten = "Flatten", dense = "Dense"
-        }
-        public var name: String
-        public var kind: Kind
-        /// Per-example output shape (H, W, C) or (features).
-        public var outputShape: [Int]
-        public var parameterCount: Int
-    }
-
-    public struct ShapeError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
-    /// The layers in order with their output shapes; throws naming the first layer that does not fit.
-    public func layers() throws -> [LayerInfo] {
-        guard inputHeight > 0, inputWidth > 0, inputChannels > 0 else {
-            throw ShapeError(description: "input: shape \(inputHeight)x\(inputWidth)x\(inputChannels) is empty")
-        }
-        guard classes > 1 else { throw ShapeError(description: "dense: needs at least 2 classes") }
-        var result: [LayerInfo] = []
-        var (h, w, c) = (inputHeight, inputWidth, inputChannels)
+    /// The graph these flags stand for, with Keras's default layer names: conv2d, max_pooling2d,
+    /// conv2d_1, …, flatten, dense, dense_1, …
+    public func graph() -> ModelGraph {
+        var layers: [(String, ModelGraph.Layer)] = []
         for (i, block) in convBlocks.enumerated() {
-            let convName = i == 0 ? "conv2d" : "conv2d_\(i)"
-            let poolName = i == 0 ? "max_pooling2d" : "max_pooling2d_\(i)"
-            guard block.filters > 0 else { throw ShapeError(description: "\(convName): filters must be positive, got \(block.filters)") }
-            guard block.kernelSize > 0 else { throw ShapeError(description: "\(convName): kernel size must be positive, got \(block.kernelSize)") }
-            guard block.stride > 0 else { throw ShapeError(description: "\(convName): stride must be positive, got \(block.stride)") }
-            guard block.poolSize > 0 else { throw ShapeError(description: "\(poolName): pool size must be positive, got \(block.poolSize)") }
-            let geometry = ConvGeometry(inHeight: h, inWidth: w, inChannels: c, block: block)
-            guard geometry.outHeight > 0, geometry.outWidth > 0 else {
-                throw ShapeError(description: "\(convName): a \(block.kernelSize)x\(block.kernelSize) kernel with '\(block.padding.rawValue)' padding does not fit its \(h)x\(w) input")
-            }
-            result.append(LayerInfo(name: convName, kind: .conv2D, outputShape: [geometry.outHeight, geometry.outWidth, block.filters],
-                                    parameterCount: block.kernelSize * block.kernelSize * c * block.filters + block.filters))
-            (h, w, c) = (geometry.outHeight / block.poolSize, geometry.outWidth / block.poolSize, block.filters)
-            guard h > 0, w > 0 else {
-                throw ShapeError(description: "\(poolName): a \(block.poolSize)x\(block.poolSize) pool does not fit its \(geometry.outHeight)x\(geometry.outWidth) input")
-            }
-            result.append(LayerInfo(name: poolName, kind: .maxPooling2D, outputShape: [h, w, c], parameterCount: 0))
+            let suffix = i == 0 ? "" : "_\(i)"
+            layers.append(("conv2d" + suffix, .conv2D(.init(filters: block.filters, kernel: [block.kernelSize, block.kernelSize],
+                                                             strides: [block.stride, block.stride], padding: block.padding, activation: .relu))))
+            layers.append(("max_pooling2d" + suffix, .maxPooling2D(.init(size: [block.poolSize, block.poolSize]))))
         }
-        var features = h * w * c
-        result.append(LayerInfo(name: "flatten", kind: .flatten, outputShape: [features], parameterCount: 0))
+        layers.append(("flatten", .flatten))
         for (i, width) in (hiddenDense + [classes]).enumerated() {
-            let name = i == 0 ? "dense" : "dense_\(i)"
-            guard width > 0 else { throw ShapeError(description: "\(name): units must be positive, got \(width)") }
-            result.append(LayerInfo(name: name, kind: .dense, outputShape: [width], parameterCount: features * width + width))
-            features = width
+            let last = i == hiddenDense.count
+            layers.append((i == 0 ? "dense" : "dense_\(i)", .dense(.init(units: width, activation: last ? .softmax : .relu))))
         }
-        return result
-    }
-
-    public func parameterCount() throws -> Int {
-        try layers().reduce(0) { $0 + $1.parameterCount }
-    }
-
-    /// Keras `model.summary()` layout (the plain-text form), so users can diff it against Keras.
-    public func summaryTable() throws -> String {
-        let rows = try layers()
-        let rule = String(repeating: "_", count: 70)
-        let double = String(repeating: "=", count: 70)
-        func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
-        var lines = ["Model: \"sequential\"", rule, " " + pad("Layer (type)", 33) + pad("Output Shape", 26) + "Param #", double]
-        for (i, row) in rows.enumerated() {
-            let shape = "(None, " + row.outputShape.map(String.init).joined(separator: ", ") + ")"
-            lines.append(" " + pad("\(row.name) (\(row.kind.rawValue))", 33) + pad(shape, 26) + formatThousands(row.parameterCount))
-            if i < rows.count - 1 { lines.append("") }
-        }
-        let total = rows.reduce(0) { $0 + $1.parameterCount }
-        lines += [double, "Total params: \(formatThousands(total))", "Trainable params: \(formatThousands(total))",
-                  "Non-trainable params: 0", rule]
-        return lines.joined(separator: "\n")
+        return .sequential(input: [inputHeight, inputWidth, inputChannels], layers)
     }
 }
 
@@ -138,25 +79,17 @@ public struct ConvGeometry: Sendable {
     /// Zero rows/columns added before the input; 'same' puts the odd one after, as Keras/TF do.
     public let padTop, padLeft: Int
 
-    public init(inHeight: Int, inWidth: Int, inChannels: Int, block: Architecture.ConvBlock) {
+    public init(inHeight: Int, inWidth: Int, inChannels: Int, kernel: Int, stride: Int, filters: Int, padding: ModelGraph.Padding) {
         self.inHeight = inHeight
         self.inWidth = inWidth
         self.inChannels = inChannels
-        kernel = block.kernelSize
-        stride = block.stride
-        filters = block.filters
-        switch block.padding {
-        case .valid:
-            outHeight = inHeight >= kernel ? (inHeight - kernel) / stride + 1 : 0
-            outWidth = inWidth >= kernel ? (inWidth - kernel) / stride + 1 : 0
-            padTop = 0
-            padLeft = 0
-        case .same:
-            outHeight = (inHeight + stride - 1) / stride
-            outWidth = (inWidth + stride - 1) / stride
-            padTop = max((outHeight - 1) * stride + kernel - inHeight, 0) / 2
-            padLeft = max((outWidth - 1) * stride + kernel - inWidth, 0) / 2
-        }
+        self.kernel = kernel
+        self.stride = stride
+        self.filters = filters
+        outHeight = ModelGraph.output(inHeight, window: kernel, stride: stride, padding: padding)
+        outWidth = ModelGraph.output(inWidth, window: kernel, stride: stride, padding: padding)
+        padTop = padding == .same ? max((outHeight - 1) * stride + kernel - inHeight, 0) / 2 : 0
+        padLeft = padding == .same ? max((outWidth - 1) * stride + kernel - inWidth, 0) / 2 : 0
     }
 
     /// Columns of the im2col matrix: one per (kh, kw, c), matching an HWIO kernel's rows.

@@ -17,7 +17,7 @@ static inline vf FN(load)(const float *p) { vf v; memcpy(&v, p, sizeof v); retur
 static inline void FN(store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
 static inline vf FN(splat)(float x) { return (vf){0} + x; }
 
-enum { MODE_BIAS_RELU, MODE_STORE, MODE_ADD };
+enum { MODE_BIAS_RELU, MODE_STORE, MODE_ADD, MODE_BIAS };
 
 // SwiftPM builds C at -O2, whose unrolling limits would leave the accumulators in memory: unroll
 // the loops over tile rows and vectors by hand.
@@ -51,6 +51,11 @@ static inline __attribute__((always_inline)) void FN(tile)(
                 vf y = acc[r][v] + bv;
                 FN(store)(c + r * ldc + v * VL, __builtin_elementwise_max(y, (vf){0}));
             }
+        }
+    } else if (mode == MODE_BIAS) {
+        UNROLL for (int v = 0; v < NV; v++) {
+            vf bv = FN(load)(bias + v * VL);
+            UNROLL for (int r = 0; r < R; r++) FN(store)(c + r * ldc + v * VL, acc[r][v] + bv);
         }
     } else if (mode == MODE_STORE) {
         UNROLL for (int r = 0; r < R; r++)
@@ -126,7 +131,7 @@ void FN(dpk_conv_forward)(const dpk_conv *g, const float *in, const float *w, co
         for (int oh = 0; oh < g->out_h; oh++)
             FN(tiles)(g->out_w, F / VL, g->kernel, kc,
                       image + oh * g->stride * row, row, (long)g->stride * g->in_c, 1,
-                      w, kc * F, F, MODE_BIAS_RELU,
+                      w, kc * F, F, g->linear ? MODE_BIAS : MODE_BIAS_RELU,
                       out + ((long)n * g->out_h + oh) * g->out_w * F, F, bias);
     }
 }

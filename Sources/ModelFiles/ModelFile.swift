@@ -5,6 +5,8 @@ import NN
 /// so `safetensors.numpy.load_file` and a Keras model with the same layers read them as they are.
 public enum ModelFile {
     public static let formatKey = "format"
+    /// The model graph as JSON; files written before the layer graph hold `architecture`.
+    public static let modelKey = "model"
     public static let architectureKey = "architecture"
 
     public static func tensors(of network: Network, metadata: [String: String] = [:]) throws -> SafeTensors {
@@ -15,14 +17,19 @@ public enum ModelFile {
         }
         file.metadata = metadata
         file.metadata[formatKey] = file.metadata[formatKey] ?? "dptrain-model-1"
-        file.metadata[architectureKey] = try encode(network.architecture)
+        file.metadata[modelKey] = try encode(network.graph)
         return file
     }
 
-    /// The architecture a file was saved with, when dptrain wrote it.
-    public static func architecture(of file: SafeTensors, name: String) throws -> Architecture? {
+    /// The model a file was saved with, when dptrain wrote it.
+    public static func model(of file: SafeTensors, name: String) throws -> ModelGraph? {
+        if let json = file.metadata[modelKey] {
+            do { return try JSONDecoder().decode(ModelGraph.self, from: Data(json.utf8)) } catch {
+                throw FileError("\(name): its model metadata cannot be read")
+            }
+        }
         guard let json = file.metadata[architectureKey] else { return nil }
-        do { return try JSONDecoder().decode(Architecture.self, from: Data(json.utf8)) } catch {
+        do { return try JSONDecoder().decode(Architecture.self, from: Data(json.utf8)).graph() } catch {
             throw FileError("\(name): its architecture metadata cannot be read")
         }
     }

@@ -60,17 +60,6 @@ public struct Architecture: Codable, Equatable, Sendable {
     }
 }
 
-/// 62346 -> "62,346".
-public func formatThousands(_ value: Int) -> String {
-    let digits = String(value.magnitude)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-        out.append(ch)
-    }
-    return value < 0 ? "-" + out : out
-}
-
 /// Output size and padding of a convolution, with Keras's rules for 'valid' and 'same'.
 public struct ConvGeometry: Sendable {
     public let inHeight, inWidth, inChannels: Int

@@ -1,21 +1,66 @@
 import CKernels
 
-/// Buffers of one layer, sized once for the largest batch so the training loop never allocates.
+/// What a forward pass needs besides its input: training or inference, and the keys of the
+/// training-only randomness, so that an example draws the same dropout mask and augmentation
+/// wherever it is computed (any rank, any thread).
+public struct Pass: Sendable {
+    public var training: Bool
+    public var seed: UInt64
+    public var step: Int
+    /// The position of the batch's first example in its global batch.
+    public var firstExample: Int
+    /// 1 / global batch: the weight of this batch's statistics in the gradient buffer.
+    public var gradientScale: Float
+
+    public static let inference = Pass(training: false, seed: 0, step: 0, firstExample: 0, gradientScale: 0)
+
+    public init(training: Bool, seed: UInt64, step: Int, firstExample: Int, gradientScale: Float) {
+        (self.training, self.seed, self.step, self.firstExample, self.gradientScale) = (training, seed, step, firstExample, gradientScale)
+    }
+}
+
+/// One step of the network: one layer of the graph, or several the fusion pass joined. Its
+/// inputs, its output and the buffers its input gradients go to are fixed when it is built,
+/// each sized for the largest batch, so the training loop never allocates.
 protocol Layer: AnyObject {
-    /// Keras's name ("conv2d", "max_pooling2d", "dense_1"; a fused block joins two with "+").
+    /// Keras's name ("conv2d", "max_pooling2d", "dense_1"; a fused step joins them with "+").
     var name: String { get }
     var output: UnsafeMutablePointer<Float> { get }
     var outputCount: Int { get }  // per example
-    func forward(_ input: UnsafePointer<Float>, batch: Int)
-    /// Reads (and may overwrite) `gradOutput`; writes `gradInput` when it is not nil.
-    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
-                  gradInput: UnsafeMutablePointer<Float>?, batch: Int)
+    func forward(batch: Int, pass: Pass)
+    /// Reads (and may overwrite) `gradOutput`; writes the input gradients it was built with.
+    func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
+}
+
+/// The weights a layer reads and the gradients it writes, inside the network's flat buffers;
+/// a layer without a bias reads zeros and writes its bias gradient nowhere that is kept.
+struct Weights {
+    let kernel, kernelGrad: UnsafeMutablePointer<Float>
+    let bias, biasGrad: UnsafeMutablePointer<Float>
+    /// The zeros and the scratch of a layer without a bias, freed with the network.
+    let owned: UnsafeMutablePointer<Float>?
+
+    init(kernel: UnsafeMutablePointer<Float>, kernelGrad: UnsafeMutablePointer<Float>,
+         bias: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?, units: Int) {
+        (self.kernel, self.kernelGrad) = (kernel, kernelGrad)
+        if let bias {
+            (self.bias, self.biasGrad, owned) = (bias.0, bias.1, nil)
+        } else {
+            let zeros = UnsafeMutablePointer<Float>.allocate(capacity: 2 * units)
+            zeros.initialize(repeating: 0, count: 2 * units)
+            (self.bias, self.biasGrad, owned) = (zeros, zeros + units, zeros)
+        }
+    }
+
+    func free() { owned?.deallocate() }
 }
 
 /// A conv as the CKernels see it: a 'valid' conv over a buffer holding any padding (a zero-bordered
 /// copy of the input when padded), and which passes they take.
 final class DirectConv {
     let g: ConvGeometry
+    /// ReLU after the bias (else linear: a conv that batch normalisation follows).
+    let relu: Bool
     var geometry: dpk_conv
     let kernels: OpaquePointer?
     /// The kernels take the forward pass and the weight gradient; and the input gradient.
@@ -25,14 +70,15 @@ final class DirectConv {
     /// The kernel transposed per row, for the input gradient.
     let transposed: UnsafeMutablePointer<Float>
 
-    init(_ g: ConvGeometry, maxBatch: Int) {
+    init(_ g: ConvGeometry, relu: Bool, maxBatch: Int) {
         self.g = g
+        self.relu = relu
         // Rows and columns the windows reach; 'valid' may leave some of the input unread.
         let reachHeight = (g.outHeight - 1) * g.stride + g.kernel, reachWidth = (g.outWidth - 1) * g.stride + g.kernel
         let pads = g.padTop > 0 || g.padLeft > 0 || reachHeight > g.inHeight || reachWidth > g.inWidth
         geometry = dpk_conv(in_h: Int32(pads ? reachHeight : g.inHeight), in_w: Int32(pads ? reachWidth : g.inWidth),
                             in_c: Int32(g.inChannels), kernel: Int32(g.kernel), stride: Int32(g.stride), filters: Int32(g.filters),
-                            out_h: Int32(g.outHeight), out_w: Int32(g.outWidth))
+                            out_h: Int32(g.outHeight), out_w: Int32(g.outWidth), linear: relu ? 0 : 1)
         kernels = Kernels.path.kernels
         fast = kernels != nil && dpk_conv_supports(kernels, &geometry, Int32(DPK_FORWARD)) != 0
         fastInput = fast && dpk_conv_supports(kernels, &geometry, Int32(DPK_BACKWARD_INPUT)) != 0
@@ -64,16 +110,20 @@ final class DirectConv {
     }
 }
 
-/// A conv block's layers: one fused conv + pool layer where the kernels take all its passes, else
-/// a conv layer and a pool layer.
-func convBlockLayers(_ g: ConvGeometry, pool: Int, names: (conv: String, pool: String), needsInputGradient: Bool,
-                     weights: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, maxBatch: Int) -> [any Layer] {
-    let direct = DirectConv(g, maxBatch: maxBatch)
-    if direct.fast && (direct.fastInput || !needsInputGradient) {
-        return [ConvPoolLayer(direct, pool: pool, name: names.conv + "+" + names.pool, weights: weights, grads: grads, maxBatch: maxBatch)]
+/// A conv with its activation, and the max pooling after it when `pool` is given: one fused
+/// conv + pool layer where the kernels take all its passes, else a conv layer and a pool layer.
+func convLayers(_ g: ConvGeometry, relu: Bool, pool: (size: Int, name: String)?, name: String, input: UnsafePointer<Float>,
+                gradInput: UnsafeMutablePointer<Float>?, weights: Weights, maxBatch: Int,
+                poolGradient: (Int) -> UnsafeMutablePointer<Float>) -> [any Layer] {
+    let direct = DirectConv(g, relu: relu, maxBatch: maxBatch)
+    if let pool, relu, direct.fast && (direct.fastInput || gradInput == nil) {
+        return [ConvPoolLayer(direct, pool: pool.size, name: name + "+" + pool.name, input: input, gradInput: gradInput, weights: weights, maxBatch: maxBatch)]
     }
-    return [Conv2DLayer(direct, name: names.conv, weights: weights, grads: grads, maxBatch: maxBatch),
-            MaxPoolLayer(height: g.outHeight, width: g.outWidth, channels: g.filters, pool: pool, name: names.pool, maxBatch: maxBatch)]
+    let conv = Conv2DLayer(direct, name: name, input: input, gradInput: gradInput, weights: weights, maxBatch: maxBatch)
+    guard let pool else { return [conv] }
+    let count = maxBatch * conv.outputCount
+    return [conv, MaxPoolLayer(height: g.outHeight, width: g.outWidth, channels: g.filters, pool: pool.size, name: pool.name,
+                               input: UnsafePointer(conv.output), gradInput: poolGradient(count), maxBatch: maxBatch)]
 }
 
 /// Convolution + bias + ReLU + max pooling, image by image in the kernels, so a batch's conv
@@ -82,20 +132,19 @@ final class ConvPoolLayer: Layer {
     let name: String
     let direct: DirectConv
     let pool: Int
-    let kernel, bias, kernelGrad, biasGrad: UnsafeMutablePointer<Float>
+    let weights: Weights
+    let input: UnsafePointer<Float>
+    let gradInput: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     let argmax: UnsafeMutablePointer<Int32>
     /// One image's conv output, then its gradient.
     private let scratch: UnsafeMutablePointer<Float>
     var outputCount: Int { (direct.g.outHeight / pool) * (direct.g.outWidth / pool) * direct.g.filters }
 
-    init(_ direct: DirectConv, pool: Int, name: String, weights: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, maxBatch: Int) {
+    init(_ direct: DirectConv, pool: Int, name: String, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
+         weights: Weights, maxBatch: Int) {
         let g = direct.g
-        (self.direct, self.pool, self.name) = (direct, pool, name)
-        kernel = weights
-        bias = weights + g.patchSize * g.filters
-        kernelGrad = grads
-        biasGrad = grads + g.patchSize * g.filters
+        (self.direct, self.pool, self.name, self.input, self.gradInput, self.weights) = (direct, pool, name, input, gradInput, weights)
         let count = maxBatch * (g.outHeight / pool) * (g.outWidth / pool) * g.filters
         output = .allocate(capacity: count)
         argmax = .allocate(capacity: count)
@@ -106,42 +155,41 @@ final class ConvPoolLayer: Layer {
         output.deallocate()
         argmax.deallocate()
         scratch.deallocate()
+        weights.free()
     }
 
-    func forward(_ input: UnsafePointer<Float>, batch: Int) {
-        dpk_conv_pool_forward(direct.kernels, &direct.geometry, Int32(pool), direct.input(input, batch: batch), kernel, bias,
+    func forward(batch: Int, pass: Pass) {
+        dpk_conv_pool_forward(direct.kernels, &direct.geometry, Int32(pool), direct.input(input, batch: batch), weights.kernel, weights.bias,
                               output, argmax, scratch, Int32(batch))
     }
 
-    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
-                  gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+    func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         // The forward pass left the padded input in `direct.padded`.
         let x = direct.padded.map { UnsafePointer($0) } ?? input
-        dpk_conv_pool_backward(direct.kernels, &direct.geometry, Int32(pool), x, output, argmax, gradOutput, kernel,
-                               direct.transposed, scratch, kernelGrad, biasGrad, gradInput.map(direct.gradientBuffer), Int32(batch))
+        dpk_conv_pool_backward(direct.kernels, &direct.geometry, Int32(pool), x, output, argmax, gradOutput, weights.kernel,
+                               direct.transposed, scratch, weights.kernelGrad, weights.biasGrad, gradInput.map(direct.gradientBuffer), Int32(batch))
         if let gradInput { direct.finishGradient(gradInput, batch: batch) }
     }
 }
 
-/// Convolution + bias + ReLU, on the kernels or, for filter counts the vector width does not
+/// Convolution + bias (+ ReLU), on the kernels or, for filter counts the vector width does not
 /// divide, im2col + OpenBLAS (the general path).
 final class Conv2DLayer: Layer {
     let name: String
     let direct: DirectConv
     var g: ConvGeometry { direct.g }
-    let kernel, bias, kernelGrad, biasGrad: UnsafeMutablePointer<Float>
+    let weights: Weights
+    var kernel: UnsafeMutablePointer<Float> { weights.kernel }
+    let input: UnsafePointer<Float>
+    let gradInput: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     var outputCount: Int { g.outHeight * g.outWidth * g.filters }
     /// Column matrix for im2col + GEMM; nil when the kernels take every pass.
     private let cols: UnsafeMutablePointer<Float>?
 
-    init(_ direct: DirectConv, name: String, weights: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, maxBatch: Int) {
+    init(_ direct: DirectConv, name: String, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, weights: Weights, maxBatch: Int) {
         let g = direct.g
-        (self.direct, self.name) = (direct, name)
-        kernel = weights
-        bias = weights + g.patchSize * g.filters
-        kernelGrad = grads
-        biasGrad = grads + g.patchSize * g.filters
+        (self.direct, self.name, self.input, self.gradInput, self.weights) = (direct, name, input, gradInput, weights)
         output = .allocate(capacity: maxBatch * g.outHeight * g.outWidth * g.filters)
         cols = direct.fastInput ? nil : .allocate(capacity: maxBatch * g.outHeight * g.outWidth * g.patchSize)
     }
@@ -149,36 +197,40 @@ final class Conv2DLayer: Layer {
     deinit {
         output.deallocate()
         cols?.deallocate()
+        weights.free()
     }
 
-    func forward(_ input: UnsafePointer<Float>, batch: Int) {
+    func forward(batch: Int, pass: Pass) {
         guard direct.fast else {
             let rows = batch * g.outHeight * g.outWidth
             Kernels.im2col(input, cols!, batch: batch, g)
             Kernels.gemm(m: rows, n: g.filters, k: g.patchSize, cols!, kernel, output)
-            Kernels.addBias(output, rows: rows, bias, columns: g.filters, relu: true)
+            Kernels.addBias(output, rows: rows, weights.bias, columns: g.filters, relu: direct.relu)
             return
         }
-        dpk_conv_forward(direct.kernels, &direct.geometry, direct.input(input, batch: batch), kernel, bias, output, Int32(batch))
+        dpk_conv_forward(direct.kernels, &direct.geometry, direct.input(input, batch: batch), kernel, weights.bias, output, Int32(batch))
     }
 
-    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
-                  gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+    func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         let rows = batch * g.outHeight * g.outWidth
         guard direct.fast else {
-            Kernels.reluBackward(gradOutput, output: output, count: rows * g.filters)
-            Kernels.gemm(transA: true, m: g.patchSize, n: g.filters, k: rows, cols!, gradOutput, kernelGrad)
-            Kernels.columnSums(gradOutput, rows: rows, columns: g.filters, into: biasGrad)
+            if direct.relu { Kernels.reluBackward(gradOutput, output: output, count: rows * g.filters) }
+            Kernels.gemm(transA: true, m: g.patchSize, n: g.filters, k: rows, cols!, gradOutput, weights.kernelGrad)
+            Kernels.columnSums(gradOutput, rows: rows, columns: g.filters, into: weights.biasGrad)
             guard let gradInput else { return }
             // The columns are no longer needed: their buffer takes the column gradients.
             Kernels.gemm(transB: true, m: rows, n: g.patchSize, k: g.filters, gradOutput, kernel, cols!)
             Kernels.col2im(cols!, gradInput, batch: batch, g)
             return
         }
-        dpk_relu_backward_bias(direct.kernels, gradOutput, output, Int32(rows), Int32(g.filters), biasGrad)
+        if direct.relu {
+            dpk_relu_backward_bias(direct.kernels, gradOutput, output, Int32(rows), Int32(g.filters), weights.biasGrad)
+        } else {
+            Kernels.columnSums(gradOutput, rows: rows, columns: g.filters, into: weights.biasGrad)
+        }
         // The forward pass left the padded input in `direct.padded`.
         dpk_conv_backward_weights(direct.kernels, &direct.geometry, direct.padded.map { UnsafePointer($0) } ?? input,
-                                  gradOutput, kernelGrad, Int32(batch))
+                                  gradOutput, weights.kernelGrad, Int32(batch))
         guard let gradInput else { return }
         guard direct.fastInput else {
             Kernels.gemm(transB: true, m: rows, n: g.patchSize, k: g.filters, gradOutput, kernel, cols!)
@@ -191,17 +243,22 @@ final class Conv2DLayer: Layer {
     }
 }
 
+/// Max pooling with windows of `pool` × `pool` at stride `pool`, 'valid' (Keras's default), on the kernels.
 final class MaxPoolLayer: Layer {
     let name: String
     let height, width, channels, pool: Int
+    let input: UnsafePointer<Float>
+    let gradInput: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     let argmax: UnsafeMutablePointer<Int32>
     /// The im2col path pools with the portable kernels.
     private let kernels = Kernels.path.kernels ?? dpk_path_named("portable")
     var outputCount: Int { (height / pool) * (width / pool) * channels }
 
-    init(height: Int, width: Int, channels: Int, pool: Int, name: String, maxBatch: Int) {
+    init(height: Int, width: Int, channels: Int, pool: Int, name: String, input: UnsafePointer<Float>,
+         gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
         (self.height, self.width, self.channels, self.pool, self.name) = (height, width, channels, pool, name)
+        (self.input, self.gradInput) = (input, gradInput)
         let count = maxBatch * (height / pool) * (width / pool) * channels
         output = .allocate(capacity: count)
         argmax = .allocate(capacity: count)
@@ -212,47 +269,50 @@ final class MaxPoolLayer: Layer {
         argmax.deallocate()
     }
 
-    func forward(_ input: UnsafePointer<Float>, batch: Int) {
+    func forward(batch: Int, pass: Pass) {
         dpk_max_pool(kernels, input, output, argmax, Int32(batch), Int32(height), Int32(width), Int32(channels), Int32(pool))
     }
 
-    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
-                  gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+    func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         guard let gradInput else { return }
         dpk_max_pool_backward(kernels, gradOutput, argmax, gradInput, Int32(batch), Int32(height), Int32(width), Int32(channels), Int32(pool))
     }
 }
 
+/// Dense: x·kernel + bias, then ReLU when the fusion pass joined one; the network's last Dense
+/// gives the logits the softmax cross-entropy reads.
 final class DenseLayer: Layer {
     let name: String
     let inputs, units: Int
     let relu: Bool
-    let kernel, bias, kernelGrad, biasGrad: UnsafeMutablePointer<Float>
+    let weights: Weights
+    let input: UnsafePointer<Float>
+    let gradInput: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     var outputCount: Int { units }
 
-    init(inputs: Int, units: Int, relu: Bool, name: String, weights: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, maxBatch: Int) {
+    init(inputs: Int, units: Int, relu: Bool, name: String, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
+         weights: Weights, maxBatch: Int) {
         (self.inputs, self.units, self.relu, self.name) = (inputs, units, relu, name)
-        kernel = weights
-        bias = weights + inputs * units
-        kernelGrad = grads
-        biasGrad = grads + inputs * units
+        (self.input, self.gradInput, self.weights) = (input, gradInput, weights)
         output = .allocate(capacity: maxBatch * units)
     }
 
-    deinit { output.deallocate() }
-
-    func forward(_ input: UnsafePointer<Float>, batch: Int) {
-        Kernels.gemm(m: batch, n: units, k: inputs, input, kernel, output)
-        Kernels.addBias(output, rows: batch, bias, columns: units, relu: relu)
+    deinit {
+        output.deallocate()
+        weights.free()
     }
 
-    func backward(_ input: UnsafePointer<Float>, gradOutput: UnsafeMutablePointer<Float>,
-                  gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+    func forward(batch: Int, pass: Pass) {
+        Kernels.gemm(m: batch, n: units, k: inputs, input, weights.kernel, output)
+        Kernels.addBias(output, rows: batch, weights.bias, columns: units, relu: relu)
+    }
+
+    func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         if relu { Kernels.reluBackward(gradOutput, output: output, count: batch * units) }
-        Kernels.gemm(transA: true, m: inputs, n: units, k: batch, input, gradOutput, kernelGrad)
-        Kernels.columnSums(gradOutput, rows: batch, columns: units, into: biasGrad)
+        Kernels.gemm(transA: true, m: inputs, n: units, k: batch, input, gradOutput, weights.kernelGrad)
+        Kernels.columnSums(gradOutput, rows: batch, columns: units, into: weights.biasGrad)
         guard let gradInput else { return }
-        Kernels.gemm(transB: true, m: batch, n: inputs, k: units, gradOutput, kernel, gradInput)
+        Kernels.gemm(transB: true, m: batch, n: inputs, k: units, gradOutput, weights.kernel, gradInput)
     }
 }

@@ -12,21 +12,9 @@ enum Banner {
         return [
             "\(plural(run.ranks, "rank")) on \(plural(byHost.count, "host")) (\(hosts)), \(plural(run.threads, "thread")) per rank, kernels: \(run.kernelPath)",
             "data: \(run.dataDirectory) (\(run.dataShape)), sha256 \(run.dataFingerprint)",
-            "model: \(describe(run.architecture)), \(formatThousands(run.parameterCount)) parameters",
+            "model: \(run.model.oneLine), \(formatThousands(run.parameterCount)) parameters",
             "run directory: \(run.runDirectory)",
         ]
-    }
-
-    /// Conv2D(32, 5x5) → MaxPool 2x2 → … → Dense(10).
-    static func describe(_ a: Architecture) -> String {
-        var parts: [String] = []
-        for block in a.convBlocks {
-            let stride = block.stride == 1 ? "" : ", stride \(block.stride)"
-            parts.append("Conv2D(\(block.filters), \(block.kernelSize)x\(block.kernelSize)\(stride), \(block.padding.rawValue))")
-            if block.poolSize > 1 { parts.append("MaxPool \(block.poolSize)x\(block.poolSize)") }
-        }
-        parts += a.hiddenDense.map { "Dense(\($0), relu)" } + ["Dense(\(a.classes), softmax)"]
-        return parts.joined(separator: " → ")
     }
 
     /// "rank 0" or "ranks 0-3, 6".

@@ -51,38 +51,23 @@ public struct BenchmarkReport: Codable, Sendable {
     public let perRank: [RankFigures]
 }
 
-/// FLOP of one training image: forward, weight gradients, and input gradients of every layer but the first.
-public func trainingFLOP(_ architecture: Architecture) throws -> Int {
-    var total = 0, first = true
-    var (h, w, c) = (architecture.inputHeight, architecture.inputWidth, architecture.inputChannels)
-    for block in architecture.convBlocks {
-        let g = ConvGeometry(inHeight: h, inWidth: w, inChannels: c, block: block)
-        total += 2 * g.outHeight * g.outWidth * g.filters * g.patchSize * (first ? 2 : 3)
-        first = false
-        (h, w, c) = (g.outHeight / block.poolSize, g.outWidth / block.poolSize, g.filters)
-    }
-    var features = h * w * c
-    for units in architecture.hiddenDense + [architecture.classes] {
-        total += 2 * features * units * (first ? 2 : 3)
-        first = false
-        features = units
-    }
-    return total
-}
-
 public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communicator) throws -> BenchmarkReport {
     BLAS.setThreads(1)
     var training = config.training
     let data = try Dataset(directory: training.dataDirectory ?? Dataset.defaultDirectory())
-    training.architecture = try training.architecture.fitted(to: data.shape)
+    if training.modelFile == nil {
+        training.model = try training.model.fitted(to: data.shape)
+    } else {
+        try training.model.checkInput(matches: data.shape, file: training.modelFile!)
+    }
     if let perRank = training.perRankBatch { training.batchSize = perRank * comm.size }
-    let architecture = training.architecture
-    let parameterCount = try architecture.parameterCount()
+    let model = training.model
+    let parameterCount = try model.parameterCount()
     let (workers, reduction) = try Trainer.makeReduction(training, comm: comm, parameterCount: parameterCount)
     let primary = workers.primary
     var rng = SplitMix64(seed: training.seed, stream: 0x1417)
     primary.initialize(using: &rng)
-    let optimizer = try training.optimizer.make(parameterCount: parameterCount)
+    let optimizer = try training.optimizer.make(parameterCount: primary.trainableCount)
     let learningRate = training.baseLearningRate
     let workerCount = workers.count
     let layerNames = primary.layerNames
@@ -96,9 +81,10 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     var times = StepTimes()
     func step(_ index: Int) throws {
         let start = Kernels.now()
+        workers.step = index
         let reduced = try reduction.step(plan.batch(index % plan.stepCount), from: data.train, stop: false)
         let updateStart = Kernels.now()
-        optimizer.update(primary.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: learningRate)
+        reduction.apply(optimizer, to: primary, learningRate: learningRate)
         let end = Kernels.now()
         times.data += reduced.timings.data
         times.reduction += reduced.timings.reduce
@@ -145,7 +131,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
         RankFigures(rank: $0, imagesPerSecond: figures[fields * $0], stepSeconds: figures[fields * $0 + 1], peakGFLOPS: figures[fields * $0 + 2] / 1e9)
     }
     let imagesPerSecond = Double(training.batchSize * config.steps) / wall
-    let flop = try trainingFLOP(architecture)
+    let flop = try model.trainingFLOP()
     let peak = perRank.reduce(0) { $0 + $1.peakGFLOPS }
     let gflops = imagesPerSecond * Double(flop) / 1e9
     return BenchmarkReport(kernels: Kernels.pathName, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,

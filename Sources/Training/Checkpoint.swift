@@ -22,7 +22,7 @@ struct Checkpoint {
         path = ""
         var file = try ModelFile.tensors(of: network)
         for buffer in optimizer.state {
-            for t in network.tensors {
+            for t in network.trainableTensors {
                 file.append(Self.stateName(t, buffer.name), SafeTensors.Tensor(floats: Array(buffer.values[t.offset..<(t.offset + t.count)]), shape: t.shape))
             }
         }
@@ -84,8 +84,8 @@ struct Checkpoint {
     /// something else under the current flags (batch size and seed fix the order of examples).
     /// Returns the settings that may change on resume and did.
     func verify(matches config: TrainingConfig, optimizer: any Optimizer, dataFingerprint: String) throws -> [SettingChange] {
-        let architecture = try ModelFile.architecture(of: file, name: path)
-        guard architecture == config.architecture else {
+        let model = try ModelFile.model(of: file, name: path)
+        guard model == config.model else {
             throw TrainingError("\(path): was saved for a different architecture than the one configured")
         }
         guard file.metadata["data_sha256"] == dataFingerprint else {
@@ -136,7 +136,7 @@ struct Checkpoint {
     func restore(into network: Network, optimizer: any Optimizer) throws {
         try ModelFile.load(file, into: network, name: path)
         for buffer in optimizer.state {
-            for t in network.tensors {
+            for t in network.trainableTensors {
                 let name = Self.stateName(t, buffer.name)
                 guard let values = file[name]?.floats, values.count == t.count else {
                     throw TrainingError("\(path): optimizer state '\(name)' is missing or has the wrong size")

@@ -138,7 +138,8 @@ final class ExactReduction: GradientReduction {
                 let gatherStart = MonotonicClock.now
                 set.gather(examples, into: x, labels: y)
                 gather += MonotonicClock.now - gatherStart
-                let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale)
+                let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale,
+                                                      firstExample: shard * self.shardSize)
                 forward += network.forwardSeconds
                 // A shard's loss is at most a few thousand; beyond 2^30 (or not finite) training has diverged.
                 guard totals.lossSum.isFinite, totals.lossSum < 0x4000_0000 else {

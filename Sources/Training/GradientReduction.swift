@@ -17,6 +17,17 @@ protocol GradientReduction: AnyObject {
     func step(_ batch: ArraySlice<Int32>, from set: LabeledImages, stop: Bool) throws -> ReducedStep
 }
 
+extension GradientReduction {
+    /// The step's update: the optimizer on the trained weights, then the batch statistics
+    /// (BatchNormalization's moving averages) from their reduced slots.
+    func apply(_ optimizer: any Optimizer, to network: Network, learningRate: Float) {
+        let trained = network.trainableCount
+        optimizer.update(UnsafeMutableBufferPointer(rebasing: network.parameters[..<trained]),
+                         gradients: UnsafeBufferPointer(rebasing: gradients[..<trained]), learningRate: learningRate)
+        network.updateStatistics(from: UnsafeBufferPointer(gradients))
+    }
+}
+
 /// What every rank knows after a step's reduction.
 struct ReducedStep {
     var totals: Totals
@@ -60,7 +71,8 @@ final class FloatReduction: GradientReduction {
         var timings = StepTimings()
         let start = MonotonicClock.now
         let mine = EpochPlan.slice(batch, rank: comm.rank, ranks: comm.size)
-        let (local, gatherSeconds, forwardSeconds) = workers.computeGradients(mine, from: set, scale: 1 / Float(batch.count))
+        let (local, gatherSeconds, forwardSeconds) = workers.computeGradients(mine, from: set, scale: 1 / Float(batch.count),
+                                                                              firstExample: mine.startIndex - batch.startIndex)
         extras[Slot.lossSum.rawValue] = Float(local.lossSum)
         extras[Slot.correct.rawValue] = Float(local.correct)
         extras[Slot.stop.rawValue] = stop ? 1 : 0

@@ -20,7 +20,7 @@ extension Network {
     /// The most probable class of every image of `set`.
     public func classify(_ set: LabeledImages) -> [Int] {
         var predictions: [Int] = []
-        let classes = architecture.classes
+        let classes = self.classes
         withBuffers { x, y in
             forEachChunk(of: set, range: 0..<set.count, x: x, y: y) { count in
                 forward(x, batch: count)
@@ -53,39 +53,44 @@ extension Network {
     }
 }
 
-extension Architecture {
-    /// The same layers for `shape`'s input and class count; throws naming the data when the
-    /// layers do not fit its images.
-    public func fitted(to shape: DataShape) throws -> Architecture {
+extension ModelGraph {
+    /// The model flags' layers for `shape`'s input and class count (the last Dense takes the
+    /// data's classes); throws naming the data when the layers do not fit its images.
+    public func fitted(to shape: DataShape) throws -> ModelGraph {
         var fitted = self
-        (fitted.inputHeight, fitted.inputWidth, fitted.inputChannels) = (shape.height, shape.width, shape.channels)
-        fitted.classes = shape.classes ?? classes
-        do { _ = try fitted.layers() } catch {
+        fitted.input = [shape.height, shape.width, shape.channels]
+        if let classes = shape.classes, let last = fitted.nodes.indices.last, case .dense(var d) = fitted.nodes[last].layer {
+            d.units = classes
+            fitted.nodes[last].layer = .dense(d)
+        }
+        do { _ = try fitted.resolve() } catch {
             throw TrainingError("\(shape.source): its \(shape.imageDescription) images do not fit the model: \(error)")
         }
         return fitted
     }
 
-    /// Refuses a model file made for another input shape or class count, naming both.
+    /// Refuses a model made for another input shape or class count, naming both.
     func checkInput(matches shape: DataShape, file path: String) throws {
-        guard (inputHeight, inputWidth, inputChannels) == (shape.height, shape.width, shape.channels),
-              shape.classes.map({ $0 == classes }) ?? true else {
-            throw TrainingError("\(path): takes \(inputDescription), but \(shape.source) holds \(shape.description)")
+        let classes = try self.classes
+        guard input == [shape.height, shape.width, shape.channels], shape.classes.map({ $0 == classes }) ?? true else {
+            throw TrainingError("\(path): takes \(try inputDescription), but \(shape.source) holds \(shape.description)")
         }
     }
 
     /// "28x28x1 images in 10 classes".
-    public var inputDescription: String { "\(inputHeight)x\(inputWidth)x\(inputChannels) images in \(classes) classes" }
+    public var inputDescription: String {
+        get throws { "\(input.map(String.init).joined(separator: "x")) images in \(try classes) classes" }
+    }
 }
 
 /// Loads a saved model for data of `shape`, with the architecture the file records (or
 /// `fallback`, the model flags, fitted to the data, for a file from elsewhere). A model made
 /// for another input shape or class count is refused naming both.
-public func loadModel(_ path: String, for shape: DataShape, fallback: Architecture, maxBatch: Int) throws -> Network {
+public func loadModel(_ path: String, for shape: DataShape, fallback: ModelGraph, maxBatch: Int) throws -> Network {
     let file = try SafeTensors(path: path)
-    let architecture = try ModelFile.architecture(of: file, name: path) ?? fallback.fitted(to: shape)
-    try architecture.checkInput(matches: shape, file: path)
-    let network = try Network(architecture, maxBatch: maxBatch)
+    let model = try ModelFile.model(of: file, name: path) ?? fallback.fitted(to: shape)
+    try model.checkInput(matches: shape, file: path)
+    let network = try Network(model, maxBatch: maxBatch)
     try ModelFile.load(file, into: network, name: path)
     return network
 }

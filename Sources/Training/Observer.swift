@@ -41,7 +41,7 @@ public struct RunStart: Sendable {
     public var hosts: [String] = []
     /// The kernels the conv passes run on.
     public var kernelPath = Kernels.pathName
-    public var architecture = Architecture.mnistReference
+    public var model = Architecture.mnistReference.graph()
     public var dataDirectory = ""
     public var dataShape = ""
     public var dataFingerprint = ""

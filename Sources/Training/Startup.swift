@@ -39,13 +39,13 @@ extension Trainer {
             let rankBatch = (config.batchSize + comm.size - 1) / comm.size
             let count = max(1, min(threads, rankBatch))
             let reduction = FloatReduction(parameterCount: parameterCount, comm: comm)
-            let workers = try Workers(config.architecture, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients)
+            let workers = try Workers(config.model, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients, seed: config.seed)
             reduction.attach(workers)
             return (workers, reduction)
         case .exact:
             let shards = (config.batchSize + config.shardSize - 1) / config.shardSize
             let count = max(1, min(threads, (shards + comm.size - 1) / comm.size))
-            let workers = try Workers(config.architecture, count: count, maxBatch: max(config.shardSize, 50), gradients: nil)
+            let workers = try Workers(config.model, count: count, maxBatch: max(config.shardSize, 50), gradients: nil, seed: config.seed)
             return (workers, ExactReduction(workers: workers, shardSize: config.shardSize, comm: comm))
         }
     }
@@ -100,7 +100,7 @@ extension Trainer {
 
     private func loadWeights(_ path: String) throws {
         let file = try SafeTensors(path: path)
-        try ModelFile.architecture(of: file, name: path)?.checkInput(matches: data.shape, file: path)
+        try ModelFile.model(of: file, name: path)?.checkInput(matches: data.shape, file: path)
         try ModelFile.load(file, into: network, name: path)
     }
 

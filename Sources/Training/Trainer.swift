@@ -52,7 +52,11 @@ public final class Trainer {
             var config = config
             let data = try Dataset(directory: config.dataDirectory ?? Dataset.defaultDirectory())
             config.dataDirectory = data.directory
-            config.architecture = try config.architecture.fitted(to: data.shape)
+            if config.modelFile == nil {
+                config.model = try config.model.fitted(to: data.shape)
+            } else {
+                try config.model.checkInput(matches: data.shape, file: config.modelFile!)
+            }
             if let perRank = config.perRankBatch { config.batchSize = perRank * comm.size }
             let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)
             guard config.batchSize >= comm.size else {
@@ -69,9 +73,9 @@ public final class Trainer {
         }
         try Self.agree(comm, failure, phase: "start-up")
         (self.config, data, trainSet, validationSet, schedule) = loaded!
-        let parameterCount = try self.config.architecture.parameterCount()
+        let parameterCount = try self.config.model.parameterCount()
         (workers, reduction) = try Self.makeReduction(self.config, comm: comm, parameterCount: parameterCount)
-        optimizer = try self.config.optimizer.make(parameterCount: parameterCount)
+        optimizer = try self.config.optimizer.make(parameterCount: workers.primary.trainableCount)
         run = RunDirectory(path: self.config.runDirectory)
         observation = try RunObservation(comm: comm, settings: self.config.observing)
 
@@ -86,7 +90,7 @@ public final class Trainer {
                              CheckpointPolicy(trainer: self), FinalFiles(run: run, network: network)] + [observation.timeline].compactMap { $0 }
                 let start = RunStart(ranks: comm.size, threads: workers.count, parameterCount: parameterCount, runDirectory: run.path,
                                      epoch: state.epoch, globalStep: state.globalStep, resumedFrom: resumedFrom, hosts: observation.hosts,
-                                     architecture: self.config.architecture, dataDirectory: data.directory, dataShape: "\(data.shape)",
+                                     model: self.config.model, dataDirectory: data.directory, dataShape: "\(data.shape)",
                                      dataFingerprint: data.fingerprint)
                 try notify { try $0.runStarted(start) }
             } catch {
@@ -129,9 +133,10 @@ public final class Trainer {
     func step(_ batch: ArraySlice<Int32>, stepsInEpoch: Int, epochStart: Double) throws -> StepReport {
         let learningRate = schedule.learningRate(atStep: state.globalStep)
         let stepStart = MonotonicClock.now - observation.origin
+        workers.step = state.globalStep
         var reduced = try reduction.step(batch, from: trainSet, stop: StopSignal.isRaised)
         let updateStart = MonotonicClock.now
-        optimizer.update(network.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: learningRate)
+        reduction.apply(optimizer, to: network, learningRate: learningRate)
         let end = MonotonicClock.now
         reduced.timings.update = end - updateStart
         reduced.timings.start = stepStart

@@ -3,8 +3,11 @@ import NN
 /// Everything that defines a training run: the one source of defaults (the command line reads
 /// them from here). Recorded in summary.json and in checkpoints.
 public struct TrainingConfig: Codable, Equatable, Sendable {
-    /// The layers; the input shape and class count are replaced by the data's at start-up.
-    public var architecture = Architecture.mnistReference
+    /// The layers. A model from the model flags takes the data's input shape and class count
+    /// at start-up; a model from a file (`modelFile`) must agree with the data.
+    public var model = Architecture.mnistReference.graph()
+    /// The Keras file the model came from (`--model`); nil: the model flags.
+    public var modelFile: String?
     /// nil: the embedded MNIST, wherever the binary runs from (`Dataset.defaultDirectory`).
     public var dataDirectory: String?
     public var epochs = 5

@@ -18,18 +18,26 @@ final class Workers {
 
     /// `count` workers whose networks take up to `maxBatch` examples at once. `gradients`: where
     /// the primary writes (and `computeGradients` leaves the sum); nil gives it its own buffer.
-    init(_ architecture: Architecture, count: Int, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>?) throws {
-        let primary = try Network(architecture, maxBatch: maxBatch, gradients: gradients)
-        replicas = try [primary] + (1..<max(count, 1)).map { _ in try Network(architecture, maxBatch: maxBatch, sharingWeightsWith: primary) }
-        inputs = replicas.map { .allocate(capacity: $0.maxBatch * $0.inputCount) }
+    /// `seed`: the key of dropout masks and augmentation.
+    init(_ model: ModelGraph, count: Int, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>?, seed: UInt64) throws {
+        let primary = try Network(model, maxBatch: maxBatch, gradients: gradients)
+        replicas = try [primary] + (1..<max(count, 1)).map { _ in try Network(model, maxBatch: maxBatch, sharingWeightsWith: primary) }
+        for replica in replicas { replica.seed = seed }
+        // Each worker gathers straight into its network's input.
+        inputs = replicas.map(\.input)
         labels = replicas.map { .allocate(capacity: $0.maxBatch) }
         team = ThreadTeam(size: replicas.count)
         results = .allocate(capacity: replicas.count)
         results.initialize(repeating: Totals(), count: replicas.count)
     }
 
+    /// The global step the next `computeGradients` computes (the key of its randomness).
+    var step: Int {
+        get { primary.step }
+        set { for replica in replicas { replica.step = newValue } }
+    }
+
     deinit {
-        inputs.forEach { $0.deallocate() }
         labels.forEach { $0.deallocate() }
         results.deallocate()
     }
@@ -41,15 +49,16 @@ final class Workers {
 
     /// Gradient of Σ loss · `scale` over `examples`, each worker on a contiguous part, summed
     /// into the primary's `gradients`; also the seconds worker 0 spent gathering data and in its
-    /// forward pass (the rest is backward).
-    func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float)
+    /// forward pass (the rest is backward). `firstExample`: where `examples` start in the global batch.
+    func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float, firstExample: Int)
         -> (Totals, gatherSeconds: Double, forwardSeconds: Double) {
         let result = run { i, network, x, y in
             let range = Self.part(i, of: examples.indices, parts: self.count)
             let start = i == 0 ? MonotonicClock.now : 0
             set.gather(examples[range], into: x, labels: y)
             if i == 0 { self.gatherSeconds = MonotonicClock.now - start }
-            return network.computeGradients(x, labels: y, batch: range.count, gradientScale: scale)
+            return network.computeGradients(x, labels: y, batch: range.count, gradientScale: scale,
+                                            firstExample: firstExample + range.lowerBound - examples.startIndex)
         }
         let sum = primary.gradients
         for replica in replicas.dropFirst() {

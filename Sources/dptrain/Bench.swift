@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         var config = BenchmarkConfig()
-        config.training.architecture = try model.layers()
+        config.training.model = try model.layers().graph()
         config.training.dataDirectory = data.dataDir
         scaling.apply(to: &config.training)
         optimizer.apply(to: &config.training)

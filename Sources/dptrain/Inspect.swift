@@ -12,7 +12,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         do {
             let data = try data.load()
-            let network = try loadModel(modelFile, for: data.shape, fallback: try model.layers(), maxBatch: 500)
+            let network = try loadModel(modelFile, for: data.shape, fallback: try model.layers().graph(), maxBatch: 500)
             let test = network.score(data.test)
             print("test loss: \(String(format: "%.4f", test.loss)) - test accuracy: \(String(format: "%.4f", test.accuracy))")
         } catch {
@@ -37,8 +37,8 @@ struct Predict: ParsableCommand {
                 throw DataError("\(images): expected 3 or 4 dimensions (count, height, width[, channels]), found \(dims.count)")
             }
             let shape = DataShape(height: dims[1], width: dims[2], channels: dims.count == 4 ? dims[3] : 1, classes: nil, source: images)
-            let network = try loadModel(modelFile, for: shape, fallback: try model.layers(), maxBatch: 500)
-            let classes = network.architecture.classes
+            let network = try loadModel(modelFile, for: shape, fallback: try model.layers().graph(), maxBatch: 500)
+            let classes = network.classes
             let count = dims[0]
             var truth: [UInt8]?
             if let labels {

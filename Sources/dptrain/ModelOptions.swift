@@ -68,8 +68,8 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// The layers fitted to the data they will read.
-    func architecture(for data: DataShape) throws -> Architecture {
-        do { return try layers().fitted(to: data) } catch let error as TrainingError {
+    func graph(for data: DataShape) throws -> ModelGraph {
+        do { return try layers().graph().fitted(to: data) } catch let error as TrainingError {
             throw ValidationError("the model does not fit: \(error)")
         }
     }

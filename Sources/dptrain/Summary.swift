@@ -8,7 +8,7 @@ struct Summary: ParsableCommand {
 
     func run() throws {
         do {
-            print(try model.architecture(for: try data.load().shape).summaryTable())
+            print(try model.graph(for: try data.load().shape).summaryTable())
         } catch {
             fail("\(error)")
         }

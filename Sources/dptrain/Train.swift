@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
 
     func config() throws -> TrainingConfig {
         var config = TrainingConfig()
-        config.architecture = try model.layers()
+        config.model = try model.layers().graph()
         config.dataDirectory = data.dataDir
         optimizer.apply(to: &config)
         scaling.apply(to: &config)

@@ -14,6 +14,9 @@ typedef struct {
     int in_h, in_w, in_c;
     int kernel, stride, filters;
     int out_h, out_w;
+    /// 0: the forward pass applies ReLU after the bias (the default); 1: bias only (a conv
+    /// followed by batch normalisation, or Keras's linear activation).
+    int linear;
 } dpk_conv;
 
 /// The conv passes; `supports` says whether the fast kernels take a geometry (else use im2col + GEMM).
@@ -33,7 +36,7 @@ void dpk_flush_denormals(void);
 
 int dpk_conv_supports(const dpk_path *path, const dpk_conv *g, int pass);
 
-/// out = max(conv(in, w) + bias, 0).
+/// out = max(conv(in, w) + bias, 0), or conv(in, w) + bias when g->linear.
 void dpk_conv_forward(const dpk_path *path, const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch);
 /// dw = Σ over the batch of in ⋆ dout (overwritten), HWIO like w.
 void dpk_conv_backward_weights(const dpk_path *path, const dpk_conv *g, const float *in, const float *dout, float *dw, int batch);

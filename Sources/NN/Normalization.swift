@@ -1,0 +1,109 @@
+/// Keras's BatchNormalization over the last axis. In training it normalises with the statistics
+/// of the examples it is given — under the exact reduction one micro-shard, so they are the same
+/// at any rank count (ghost batch normalisation) — and writes those statistics, weighted by the
+/// shard's share of the global batch, into the gradient slots of moving_mean and
+/// moving_variance; the reduction sums them like gradients and `Network.updateStatistics` moves
+/// the averages as Keras does. At inference it uses the moving statistics.
+final class BatchNormLayer: Layer {
+    let name: String
+    let channels, pixels: Int
+    let epsilon: Float
+    let input: UnsafePointer<Float>
+    let gradInput: UnsafeMutablePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
+    let gamma, beta, gammaGrad, betaGrad: UnsafeMutablePointer<Float>
+    let movingMean, movingVariance, meanSlot, varianceSlot: UnsafeMutablePointer<Float>
+    /// The batch's mean and 1/√(var + ε), per channel, for the backward pass.
+    private let mean, inverse: UnsafeMutablePointer<Float>
+    private let owned: UnsafeMutablePointer<Float>
+    var outputCount: Int { channels * pixels }
+
+    struct Variables {
+        var gamma, beta: (value: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>)?
+        var movingMean, movingVariance: (value: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>)
+    }
+
+    init(name: String, shape: [Int], epsilon: Double, variables v: Variables, input: UnsafePointer<Float>,
+         gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
+        (self.name, self.input, self.gradInput, self.epsilon) = (name, input, gradInput, Float(epsilon))
+        channels = shape.last!
+        pixels = shape.dropLast().reduce(1, *)
+        output = .allocate(capacity: maxBatch * channels * pixels)
+        // mean, inverse, and ones, zeros and two scratch gradients for a missing gamma or beta.
+        owned = .allocate(capacity: 6 * channels)
+        owned.initialize(repeating: 0, count: 6 * channels)
+        (mean, inverse) = (owned, owned + channels)
+        let ones = owned + 2 * channels
+        ones.update(repeating: 1, count: channels)
+        gamma = v.gamma?.value ?? ones
+        gammaGrad = v.gamma?.grad ?? owned + 4 * channels
+        beta = v.beta?.value ?? owned + 3 * channels
+        betaGrad = v.beta?.grad ?? owned + 5 * channels
+        (movingMean, meanSlot) = v.movingMean
+        (movingVariance, varianceSlot) = v.movingVariance
+    }
+
+    deinit {
+        output.deallocate()
+        owned.deallocate()
+    }
+
+    func forward(batch: Int, pass: Pass) {
+        let n = batch * pixels
+        if pass.training {
+            var sums = [Double](repeating: 0, count: channels), squares = [Double](repeating: 0, count: channels)
+            for i in 0..<n { let x = input + i * channels; for c in 0..<channels { sums[c] += Double(x[c]) } }
+            for c in 0..<channels { sums[c] /= Double(n) }
+            for i in 0..<n {
+                let x = input + i * channels
+                for c in 0..<channels { let d = Double(x[c]) - sums[c]; squares[c] += d * d }
+            }
+            let weight = Float(batch) * pass.gradientScale
+            for c in 0..<channels {
+                let variance = Float(squares[c] / Double(n))
+                mean[c] = Float(sums[c])
+                inverse[c] = 1 / (variance + epsilon).squareRoot()
+                meanSlot[c] = mean[c] * weight
+                varianceSlot[c] = variance * weight
+            }
+        } else {
+            for c in 0..<channels {
+                mean[c] = movingMean[c]
+                inverse[c] = 1 / (movingVariance[c] + epsilon).squareRoot()
+            }
+        }
+        // As Keras's JAX backend writes it: x·(γ/σ) + (β − μ·γ/σ).
+        for i in 0..<n {
+            let x = input + i * channels, y = output + i * channels
+            for c in 0..<channels {
+                let scale = inverse[c] * gamma[c]
+                y[c] = x[c] * scale + (beta[c] - mean[c] * scale)
+            }
+        }
+    }
+
+    func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        let n = batch * pixels
+        var dBeta = [Double](repeating: 0, count: channels), dGamma = [Double](repeating: 0, count: channels)
+        for i in 0..<n {
+            let x = input + i * channels, g = gradOutput + i * channels
+            for c in 0..<channels {
+                dBeta[c] += Double(g[c])
+                dGamma[c] += Double(g[c]) * Double((x[c] - mean[c]) * inverse[c])
+            }
+        }
+        for c in 0..<channels {
+            betaGrad[c] = Float(dBeta[c])
+            gammaGrad[c] = Float(dGamma[c])
+        }
+        guard let gradInput else { return }
+        // dx = γ/σ · (dy − Σdy/N − x̂ · Σ(dy·x̂)/N), with the batch statistics of the forward pass.
+        for i in 0..<n {
+            let x = input + i * channels, g = gradOutput + i * channels, dx = gradInput + i * channels
+            for c in 0..<channels {
+                let xHat = (x[c] - mean[c]) * inverse[c]
+                dx[c] = gamma[c] * inverse[c] * (g[c] - Float(dBeta[c] / Double(n)) - xHat * Float(dGamma[c] / Double(n)))
+            }
+        }
+    }
+}

@@ -20,18 +20,21 @@ public struct LabeledImages: Sendable {
                       labels: Array(labels[range]), count: range.count, height: height, width: width, channels: channels)
     }
 
-    /// Scales the images at `indices` to [0, 1] floats (NHWC) and copies their labels.
+    /// Scales the images at `indices` to [0, 1] floats (NHWC), or by `scale` (1: the raw 0…255
+    /// a model that starts with Keras's Rescaling expects), and copies their labels.
     /// Concrete, not generic: an unspecialised generic iterator would allocate on every step.
-    public func gather(_ indices: ArraySlice<Int32>, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>) {
-        indices.withUnsafeBufferPointer { buffer in gather(count: buffer.count, into: x, labels: y) { Int(buffer[$0]) } }
+    public func gather(_ indices: ArraySlice<Int32>, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>,
+                       scale: Float = 1 / 255) {
+        indices.withUnsafeBufferPointer { buffer in gather(count: buffer.count, into: x, labels: y, scale: scale) { Int(buffer[$0]) } }
     }
 
     /// The same for the consecutive examples `range`.
-    public func gather(_ range: Range<Int>, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>) {
-        gather(count: range.count, into: x, labels: y) { range.lowerBound + $0 }
+    public func gather(_ range: Range<Int>, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>, scale: Float = 1 / 255) {
+        gather(count: range.count, into: x, labels: y, scale: scale) { range.lowerBound + $0 }
     }
 
-    private func gather(count: Int, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>, example: (Int) -> Int) {
+    private func gather(count: Int, into x: UnsafeMutablePointer<Float>, labels y: UnsafeMutablePointer<Int32>, scale: Float,
+                        example: (Int) -> Int) {
         let values = valuesPerImage
         images.withUnsafeBufferPointer { source in
             labels.withUnsafeBufferPointer { sourceLabels in
@@ -39,7 +42,7 @@ public struct LabeledImages: Sendable {
                     let index = example(i)
                     let image = source.baseAddress! + index * values
                     let out = x + i * values
-                    for p in 0..<values { out[p] = Float(image[p]) * (1 / 255) }
+                    for p in 0..<values { out[p] = Float(image[p]) * scale }
                     y[i] = Int32(sourceLabels[index])
                 }
             }

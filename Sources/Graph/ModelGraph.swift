@@ -344,3 +344,53 @@ public struct ModelGraph: Codable, Equatable, Sendable {
         }
     }
 }
+
+extension ModelGraph.Layer {
+    private enum Keys: String, CodingKey { case `class`, config }
+    private struct Rate: Codable { var rate: Double }
+    private struct Scale: Codable { var scale: Double; var offset: Double }
+    private struct Function: Codable { var activation: ModelGraph.Activation }
+
+    /// `{"class": "Conv2D", "config": {...}}`: what summary.json and checkpoints record, readable
+    /// beside Keras's own config.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        let name = try c.decode(String.self, forKey: .class)
+        switch name {
+        case "Conv2D": self = .conv2D(try c.decode(ModelGraph.Conv2D.self, forKey: .config))
+        case "MaxPooling2D": self = .maxPooling2D(try c.decode(ModelGraph.Pooling.self, forKey: .config))
+        case "AveragePooling2D": self = .averagePooling2D(try c.decode(ModelGraph.Pooling.self, forKey: .config))
+        case "GlobalAveragePooling2D": self = .globalAveragePooling2D
+        case "GlobalMaxPooling2D": self = .globalMaxPooling2D
+        case "Flatten": self = .flatten
+        case "Dense": self = .dense(try c.decode(ModelGraph.Dense.self, forKey: .config))
+        case "Dropout": self = .dropout(rate: try c.decode(Rate.self, forKey: .config).rate)
+        case "BatchNormalization": self = .batchNormalization(try c.decode(ModelGraph.BatchNormalization.self, forKey: .config))
+        case "Activation": self = .activation(try c.decode(Function.self, forKey: .config).activation)
+        case "ReLU": self = .relu
+        case "Rescaling":
+            let s = try c.decode(Scale.self, forKey: .config)
+            self = .rescaling(scale: s.scale, offset: s.offset)
+        case "Add": self = .add
+        case "RandomFlip": self = .randomFlip
+        case "RandomTranslation": self = .randomTranslation(try c.decode(ModelGraph.RandomTranslation.self, forKey: .config))
+        default: throw DecodingError.dataCorruptedError(forKey: .class, in: c, debugDescription: "unknown layer class '\(name)'")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(kerasClass, forKey: .class)
+        switch self {
+        case .conv2D(let v): try c.encode(v, forKey: .config)
+        case .maxPooling2D(let v), .averagePooling2D(let v): try c.encode(v, forKey: .config)
+        case .dense(let v): try c.encode(v, forKey: .config)
+        case .dropout(let rate): try c.encode(Rate(rate: rate), forKey: .config)
+        case .batchNormalization(let v): try c.encode(v, forKey: .config)
+        case .activation(let a): try c.encode(Function(activation: a), forKey: .config)
+        case .rescaling(let scale, let offset): try c.encode(Scale(scale: scale, offset: offset), forKey: .config)
+        case .randomTranslation(let v): try c.encode(v, forKey: .config)
+        case .globalAveragePooling2D, .globalMaxPooling2D, .flatten, .relu, .add, .randomFlip: break
+        }
+    }
+}

@@ -45,6 +45,9 @@ public final class Network {
     public let input: UnsafeMutablePointer<Float>
     public let inputCount: Int
     public let classes: Int
+    /// What 8-bit pixels are multiplied by before the first layer: 1/255 (the tutorial's 0…1),
+    /// or 1 when the model starts with Keras's Rescaling, which expects the raw 0…255 values.
+    public let pixelScale: Float
     /// Seconds the forward part of the last `computeGradients` took (the timeline's split).
     public private(set) var forwardSeconds = 0.0
     /// Keys of dropout and augmentation: the run's seed and the global step being computed.
@@ -87,6 +90,7 @@ public final class Network {
         self.maxBatch = max(maxBatch, 1)
         inputCount = graph.input.reduce(1, *)
         classes = nodes.last!.outputShape[0]
+        if case .rescaling = nodes[0].node.layer, nodes[0].inputIndices == [-1] { pixelScale = 1 } else { pixelScale = 1 / 255 }
 
         // The flat layout: trained variables in layer order, then the statistics.
         var tensors: [ParameterTensor] = []

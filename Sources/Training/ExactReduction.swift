@@ -136,7 +136,7 @@ final class ExactReduction: GradientReduction {
                 let begin = batch.startIndex + shard * self.shardSize
                 let examples = batch[begin..<min(begin + self.shardSize, batch.endIndex)]
                 let gatherStart = MonotonicClock.now
-                set.gather(examples, into: x, labels: y)
+                set.gather(examples, into: x, labels: y, scale: network.pixelScale)
                 gather += MonotonicClock.now - gatherStart
                 let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale,
                                                       firstExample: shard * self.shardSize)

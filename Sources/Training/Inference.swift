@@ -37,7 +37,7 @@ extension Network {
                               y: UnsafeMutablePointer<Int32>, _ body: (Int) -> Void) {
         for start in stride(from: range.lowerBound, to: range.upperBound, by: maxBatch) {
             let count = min(maxBatch, range.upperBound - start)
-            set.gather(start..<(start + count), into: x, labels: y)
+            set.gather(start..<(start + count), into: x, labels: y, scale: pixelScale)
             body(count)
         }
     }

@@ -55,7 +55,7 @@ final class Workers {
         let result = run { i, network, x, y in
             let range = Self.part(i, of: examples.indices, parts: self.count)
             let start = i == 0 ? MonotonicClock.now : 0
-            set.gather(examples[range], into: x, labels: y)
+            set.gather(examples[range], into: x, labels: y, scale: network.pixelScale)
             if i == 0 { self.gatherSeconds = MonotonicClock.now - start }
             return network.computeGradients(x, labels: y, batch: range.count, gradientScale: scale,
                                             firstExample: firstExample + range.lowerBound - examples.startIndex)
@@ -76,7 +76,7 @@ final class Workers {
             var total = Totals()
             for chunk in Self.part(i, of: chunks, parts: self.count) {
                 let range = (chunk * size)..<min((chunk + 1) * size, set.count)
-                set.gather(range, into: x, labels: y)
+                set.gather(range, into: x, labels: y, scale: network.pixelScale)
                 var totals = network.totals(x, labels: y, batch: range.count)
                 totals.lossSum = (totals.lossSum * 4_294_967_296).rounded() / 4_294_967_296
                 total += totals

@@ -28,8 +28,10 @@ struct DatasetSeamTests {
         let trained = try dptrain(["train", "--data-dir", data, "--epochs", "4", "--batch-size", "50", "--lr", "0.05", "--run-dir", runDir])
         #expect(trained.status == 0, "\(trained)")
         let record = try runSummary(runDir)
-        let architecture = (record["config"] as? [String: Any])?["architecture"] as? [String: Any]
-        #expect(architecture?["inputChannels"] as? Int == 3 && architecture?["classes"] as? Int == 5 && architecture?["inputHeight"] as? Int == 16)
+        let model = (record["config"] as? [String: Any])?["model"] as? [String: Any]
+        let nodes = model?["nodes"] as? [[String: Any]]
+        let last = (nodes?.last?["layer"] as? [String: Any])?["config"] as? [String: Any]
+        #expect(model?["input"] as? [Int] == [16, 16, 3] && last?["units"] as? Int == 5, "\(String(describing: model))")
         #expect((record["test_accuracy"] as? Double ?? 0) >= 0.9, "the classes are separable: \(record)")
 
         let model = runDir + "/model.safetensors"

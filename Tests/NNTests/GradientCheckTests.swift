@@ -3,40 +3,75 @@ import NN
 import Testing
 
 /// Finite-difference checks of every layer kind: valid and 'same' padding, stride 2, pools of
-/// 2 and 3, hidden dense layers. Central differences in fp32 along a random direction per
-/// tensor: (L(w+εd) − L(w−εd)) / 2ε must equal ⟨∇L, d⟩.
+/// 2 and 3, hidden dense layers, and the graph's other layers (batch normalisation in training
+/// mode, residual adds, average, 'same' and global pooling, every activation, rescaling,
+/// dropout and augmentation with their masks fixed by the step's keys). Central differences in
+/// fp32 along a random direction per tensor: (L(w+εd) − L(w−εd)) / 2ε must equal ⟨∇L, d⟩.
 struct GradientCheckTests {
-    static let architectures: [(String, Architecture)] = {
-        func arch(_ blocks: [Architecture.ConvBlock], dense: [Int], size: Int = 12, channels: Int = 2) -> Architecture {
-            Architecture(inputHeight: size, inputWidth: size, inputChannels: channels, convBlocks: blocks, hiddenDense: dense, classes: 5)
+    static let models: [(String, ModelGraph)] = {
+        func arch(_ blocks: [Architecture.ConvBlock], dense: [Int], size: Int = 12, channels: Int = 2) -> ModelGraph {
+            Architecture(inputHeight: size, inputWidth: size, inputChannels: channels, convBlocks: blocks, hiddenDense: dense, classes: 5).graph()
         }
+        typealias G = ModelGraph
+        func conv(_ filters: Int, _ k: Int, _ activation: G.Activation = .linear, bias: Bool = true, stride: Int = 1) -> G.Layer {
+            .conv2D(.init(filters: filters, kernel: [k, k], strides: [stride, stride], padding: .same, activation: activation, useBias: bias))
+        }
+        let softmax = G.Layer.dense(.init(units: 5, activation: .softmax))
+        let residual = G(name: "residual", functional: true, input: [8, 8, 2], nodes: [
+            .init(name: "c1", layer: conv(3, 3, bias: false), inputs: ["input_layer"]),
+            .init(name: "bn1", layer: .batchNormalization(.init()), inputs: ["c1"]),
+            .init(name: "r1", layer: .relu, inputs: ["bn1"]),
+            .init(name: "c2", layer: conv(3, 3), inputs: ["r1"]),
+            .init(name: "bn2", layer: .batchNormalization(.init(center: false)), inputs: ["c2"]),
+            .init(name: "add", layer: .add, inputs: ["bn2", "r1"]),
+            .init(name: "r2", layer: .activation(.relu), inputs: ["add"]),
+            .init(name: "avg", layer: .averagePooling2D(.init(size: [2, 2])), inputs: ["r2"]),
+            .init(name: "max", layer: .maxPooling2D(.init(size: [3, 3], strides: [1, 1], padding: .same)), inputs: ["avg"]),
+            .init(name: "gmax", layer: .globalMaxPooling2D, inputs: ["max"]),
+            .init(name: "out", layer: softmax, inputs: ["gmax"]),
+        ])
+        let activations = G.sequential(input: [4, 4, 1], [
+            ("scale", .rescaling(scale: 2, offset: -1)), ("flat", .flatten),
+            ("d1", .dense(.init(units: 6))), ("gelu", .activation(.gelu)),
+            ("d2", .dense(.init(units: 6, activation: .tanh))), ("d3", .dense(.init(units: 6, activation: .sigmoid))),
+            ("bn", .batchNormalization(.init(momentum: 0.9))), ("drop", .dropout(rate: 0.3)), ("out", softmax),
+        ])
+        let augment = G.sequential(input: [7, 7, 2], [
+            ("c1", conv(3, 3, .relu)), ("move", .randomTranslation(.init(height: [-0.3, 0.3], width: [-0.3, 0.3]))),
+            ("flip", .randomFlip), ("c2", conv(4, 3, .tanh, stride: 2)), ("gap", .globalAveragePooling2D), ("out", softmax),
+        ])
         return [
             ("valid", arch([.init(filters: 3, kernelSize: 3), .init(filters: 4, kernelSize: 2, poolSize: 1)], dense: [])),
             ("same-stride2", arch([.init(filters: 3, kernelSize: 3, stride: 2, padding: .same), .init(filters: 4, kernelSize: 3, padding: .same)], dense: [6])),
             ("same-even-kernel-pool3", arch([.init(filters: 4, kernelSize: 4, padding: .same, poolSize: 3)], dense: [7, 5], size: 13)),
             ("dense-only", arch([], dense: [8], size: 4, channels: 1)),
+            ("residual-batchnorm-pooling", residual), ("activations-dropout", activations), ("augmentation", augment),
         ]
     }()
 
-    @Test(arguments: architectures.map(\.0))
+    @Test(arguments: models.map(\.0))
     func finiteDifferences(_ name: String) throws {
-        let architecture = Self.architectures.first { $0.0 == name }!.1
+        let model = Self.models.first { $0.0 == name }!.1
         let batch = 3
-        let network = try Network(architecture, maxBatch: batch)
+        let network = try Network(model, maxBatch: batch)
+        network.seed = 9
+        network.step = 4
         var rng = SplitMix64(seed: 42)
         network.initialize(using: &rng)
-        // Non-zero biases so the bias paths and ReLU boundaries are exercised.
-        for t in network.tensors where t.name.hasSuffix("/bias") {
-            for i in 0..<t.count { network.parameters[t.offset + i] = Float(rng.next() % 1000) / 5000 - 0.1 }
+        // Non-zero biases, betas and gammas ≠ 1 so those paths and ReLU boundaries are exercised.
+        for t in network.trainableTensors where !t.name.hasSuffix("/kernel") {
+            for i in 0..<t.count { network.parameters[t.offset + i] += Float(rng.next() % 1000) / 5000 - 0.1 }
         }
         let x = (0..<(batch * network.inputCount)).map { _ in Float(rng.next() % 1000) / 1000 }
         let labels: [Int32] = [0, 3, 4]
+        let scale = 1 / Float(batch)
 
-        func loss() -> Double { network.totals(x, labels: labels, batch: batch).lossSum / Double(batch) }
-        network.computeGradients(x, labels: labels, batch: batch, gradientScale: 1 / Float(batch))
+        // The training-mode loss: batch statistics, and the same dropout masks and augmentation each call.
+        func loss() -> Double { network.computeGradients(x, labels: labels, batch: batch, gradientScale: scale).lossSum / Double(batch) }
+        network.computeGradients(x, labels: labels, batch: batch, gradientScale: scale)
         let gradients = Array(network.gradients)
 
-        for t in network.tensors {
+        for t in network.trainableTensors {
             // A unit direction: the loss moves by about ε·|∇L|, far above the fp32 rounding of the loss.
             var direction = (0..<t.count).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
             let norm = direction.reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -60,8 +95,7 @@ struct GradientCheckTests {
     /// is exactly what makes the convolution's input gradient right, including padding.
     @Test(arguments: [(5, 3, 1, Architecture.Padding.valid), (6, 3, 2, .same), (7, 4, 1, .same), (6, 5, 3, .same)])
     func col2imIsTheAdjointOfIm2col(size: Int, kernel: Int, stride: Int, padding: Architecture.Padding) {
-        let g = ConvGeometry(inHeight: size, inWidth: size, inChannels: 2,
-                             block: .init(filters: 1, kernelSize: kernel, stride: stride, padding: padding))
+        let g = ConvGeometry(inHeight: size, inWidth: size, inChannels: 2, kernel: kernel, stride: stride, filters: 1, padding: padding)
         let batch = 2
         var rng = SplitMix64(seed: 7)
         let x = (0..<(batch * size * size * 2)).map { _ in Float(rng.next() % 100) / 10 }

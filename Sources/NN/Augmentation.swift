@@ -51,7 +51,7 @@ final class RandomFlipLayer: Layer {
 /// uniform over the height and width factors (a positive shift moves the content down and
 /// right), sampled bilinearly (or at the nearest pixel), with Keras's fill modes beyond the
 /// edge: reflect (d c b a | a b c d | d c b a), wrap, nearest, or a constant.
-final class RandomTranslationLayer: Layer {
+public final class RandomTranslationLayer: Layer {
     let name: String
     let settings: ModelGraph.RandomTranslation
     let h, w, c, layerIndex: Int
@@ -71,6 +71,18 @@ final class RandomTranslationLayer: Layer {
     }
 
     deinit { output.deallocate() }
+
+    /// One image shifted by (dy, dx) pixels as the layer shifts it in training: Keras's
+    /// `transform_images` with translations (dx, dy), for a check against Keras itself.
+    public static func translate(_ image: [Float], shape: [Int], dy: Float, dx: Float, settings: ModelGraph.RandomTranslation) -> [Float] {
+        var out = [Float](repeating: 0, count: image.count)
+        image.withUnsafeBufferPointer { x in
+            let layer = RandomTranslationLayer(name: "", settings: settings, shape: shape, layerIndex: 0, input: x.baseAddress!, gradInput: nil, maxBatch: 1)
+            layer.translate(x.baseAddress!, into: layer.output, dy: dy, dx: dx)
+            out = Array(UnsafeBufferPointer(start: layer.output, count: image.count))
+        }
+        return out
+    }
 
     func forward(batch: Int, pass: Pass) {
         for b in 0..<batch {
@@ -131,7 +143,8 @@ final class RandomTranslationLayer: Layer {
                 let sx = Float(x) - dx
                 let target = (y * w + x) * c
                 if settings.interpolation == .nearest {
-                    let (iy, ix) = (Int((sy).rounded(.toNearestOrEven)), Int((sx).rounded(.toNearestOrEven)))
+                    // JAX's nearest sample: floor(coordinate + 0.5), halves up.
+                    let (iy, ix) = (Int((sy + 0.5).rounded(.down)), Int((sx + 0.5).rounded(.down)))
                     body(target, index(iy, ix), 1)
                     continue
                 }

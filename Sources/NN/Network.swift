@@ -143,6 +143,12 @@ public final class Network {
 
     public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }
 
+    /// What layer `name` (as `layerNames` lists it) gave for the first `batch` examples of the last forward pass.
+    public func output(ofLayer name: String, batch: Int) -> [Float]? {
+        guard let layer = layers.first(where: { $0.name == name }) else { return nil }
+        return Array(UnsafeBufferPointer(start: layer.output, count: batch * layer.outputCount))
+    }
+
     /// Keras's initialisers: glorot-uniform kernels, zero biases and betas, unit gammas, a zero
     /// moving mean and a unit moving variance.
     public func initialize<G: RandomNumberGenerator>(using rng: inout G) {

@@ -21,17 +21,17 @@ struct DatasetSeamTests {
         let summary = try dptrain(["summary", "--data-dir", data])
         #expect(summary.status == 0, "\(summary)")
         let lines = summary.stdout.split(separator: "\n")
-        #expect(lines.contains { $0.hasPrefix(" conv2d (Conv2D)") && $0.contains("(None, 12, 12, 32)") && $0.hasSuffix("2,432") }, "\(summary.stdout)")
-        #expect(lines.contains { $0.hasPrefix(" dense (Dense)") && $0.contains("(None, 5)") && $0.hasSuffix("325") }, "\(summary.stdout)")
+        #expect(lines.contains { $0.hasPrefix("│ conv2d (Conv2D)") && $0.contains("(None, 12, 12, 32)") && $0.hasSuffix(" 2,432 │") }, "\(summary.stdout)")
+        #expect(lines.contains { $0.hasPrefix("│ dense (Dense)") && $0.contains("(None, 5)") && $0.hasSuffix(" 325 │") }, "\(summary.stdout)")
 
         let runDir = Repo.scratch("colour-run")
         let trained = try dptrain(["train", "--data-dir", data, "--epochs", "4", "--batch-size", "50", "--lr", "0.05", "--run-dir", runDir])
         #expect(trained.status == 0, "\(trained)")
         let record = try runSummary(runDir)
-        let model = (record["config"] as? [String: Any])?["model"] as? [String: Any]
-        let nodes = model?["nodes"] as? [[String: Any]]
+        let graph = (record["config"] as? [String: Any])?["model"] as? [String: Any]
+        let nodes = graph?["nodes"] as? [[String: Any]]
         let last = (nodes?.last?["layer"] as? [String: Any])?["config"] as? [String: Any]
-        #expect(model?["input"] as? [Int] == [16, 16, 3] && last?["units"] as? Int == 5, "\(String(describing: model))")
+        #expect(graph?["input"] as? [Int] == [16, 16, 3] && last?["units"] as? Int == 5, "\(String(describing: graph))")
         #expect((record["test_accuracy"] as? Double ?? 0) >= 0.9, "the classes are separable: \(record)")
 
         let model = runDir + "/model.safetensors"

@@ -23,6 +23,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -126,9 +127,11 @@ def f32(a):
 
 
 def normalize_keras_file(path):
-    """Rewrites the zip with fixed entry dates and metadata.json's date_saved pinned, so a rerun
-    with unchanged inputs leaves the committed .keras files byte-identical. The entries and their
-    bytes are otherwise exactly what model.save() wrote (checked: model.weights.h5 is stable)."""
+    """Rewrites the zip with fixed entry dates, metadata.json's date_saved pinned and config.json's
+    "shared_object_id" values (Python id()s of the shared DTypePolicy object) renumbered 1, 2, ...
+    in order of appearance, so a rerun with unchanged inputs leaves the committed .keras files
+    byte-identical. Otherwise the entries are byte for byte what model.save() wrote (checked:
+    model.weights.h5 is stable); load_model reads them back (make_case and make_models do)."""
     with zipfile.ZipFile(path) as z:
         entries = [(i.filename, z.read(i.filename), i.compress_type) for i in z.infolist()]
     out = io.BytesIO()
@@ -138,6 +141,10 @@ def normalize_keras_file(path):
                 meta = json.loads(data)
                 meta["date_saved"] = "2026-12-01@00:00:00"
                 data = json.dumps(meta).encode()
+            if name == "config.json":
+                ids = {}
+                data = re.sub(rb'"shared_object_id": (\d+)',
+                              lambda m: b'"shared_object_id": %d' % ids.setdefault(m.group(1), len(ids) + 1), data)
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = compress
             info.external_attr = 0o644 << 16

@@ -9,14 +9,18 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // System libraries, found through pkg-config.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // The only code that includes mpi.h; exposes plain C functions to Swift.
         .target(name: "MPIShim", dependencies: ["CMPI"]),
+        // The only code that includes hdf5.h (its handles are macros over globals Swift cannot import).
+        .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
 
         .target(name: "Datasets", dependencies: ["CZlib"]),
         // The conv kernels: C with intrinsics per instruction set, chosen at run time.
@@ -24,6 +28,8 @@ let package = Package(
         // The model as a value: Keras's layers as a Sequential or Functional graph.
         .target(name: "Graph"),
         .target(name: "NN", dependencies: ["Graph", "CBLAS", "CKernels"]),
+        // Keras 3's .keras archives and model.to_json() files: a ModelGraph and its weights in and out.
+        .target(name: "KerasFiles", dependencies: ["Graph", "HDF5Shim", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "Collectives", dependencies: ["MPIShim"]),
         // safetensors and model files: what NN's tests and Training both read and write.
         .target(name: "ModelFiles", dependencies: ["NN"]),
@@ -39,6 +45,7 @@ let package = Package(
         .executableTarget(name: "collectives-check", dependencies: ["Collectives"], path: "Tests/CollectivesCheck"),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NNTests", dependencies: ["NN", "ModelFiles", "Training", "Datasets"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "KerasFilesTests", dependencies: ["KerasFiles", "Graph", "TestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")], exclude: ["Fixtures"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
         .testTarget(name: "DPTrainTests", dependencies: ["Training", "ModelFiles", "Datasets", "Collectives", "TestSupport"]),
     ]

@@ -14,7 +14,7 @@ let package = Package(
     targets: [
         // System libraries, found through pkg-config.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "SystemZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // The only code that includes mpi.h; exposes plain C functions to Swift.
@@ -22,7 +22,7 @@ let package = Package(
         // The only code that includes hdf5.h (its handles are macros over globals Swift cannot import).
         .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
 
-        .target(name: "Datasets", dependencies: ["CZlib"]),
+        .target(name: "Datasets", dependencies: ["SystemZlib"]),
         // The conv kernels: C with intrinsics per instruction set, chosen at run time.
         .target(name: "CKernels"),
         // The model as a value: Keras's layers as a Sequential or Functional graph.
@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "ModelFiles", dependencies: ["NN"]),
         // TensorBoard event files, Chrome traces and SVG plots.
         .target(name: "Reports", dependencies: ["ModelFiles"]),
-        .target(name: "Training", dependencies: ["Datasets", "NN", "CKernels", "ModelFiles", "Collectives", "Reports"]),
+        .target(name: "Training", dependencies: ["Datasets", "NN", "CKernels", "ModelFiles", "KerasFiles", "Collectives", "Reports"]),
         .executableTarget(name: "dptrain", dependencies: [
             "Training", "ModelFiles", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -87,12 +87,10 @@ extension Trainer {
             }
             return checkpoint.name
         }
-        if let path = config.initModel {
-            try loadWeights(path)
-        } else {
-            var rng = SplitMix64(seed: config.seed, stream: 0x1417)
-            network.initialize(using: &rng)
-        }
+        var rng = SplitMix64(seed: config.seed, stream: 0x1417)
+        network.initialize(using: &rng)
+        if let path = config.modelFile { try UserModel(path: path).loadWeights(into: network) }
+        if let path = config.initModel { try loadWeights(path) }
         try run.clearForFreshStart(overwrite: config.overwrite)
         state.runID = (0..<4).map { _ in String(format: "%04x", UInt16.random(in: .min ... .max)) }.joined()
         return nil

@@ -10,6 +10,7 @@ struct Bench: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var scaling: ScalingOptions
     @OptionGroup var optimizer: OptimizerOptions
+    @OptionGroup var modelFile: ModelFileOption
     @Option(help: "Worker threads per rank (default: as train).") var threads: Int?
     @Option(help: "Steps run before measuring.") var warmup = 20
     @Option(help: "Steps measured.") var steps = 100
@@ -25,7 +26,7 @@ struct Bench: ParsableCommand {
         config.training.model = try model.layers().graph()
         config.training.dataDirectory = data.dataDir
         scaling.apply(to: &config.training)
-        optimizer.apply(to: &config.training)
+        do { _ = try modelFile.apply(to: &config.training, optimizer: optimizer) } catch { fail("\(error)") }
         config.training.threads = threads
         config.warmupSteps = warmup
         config.steps = steps

@@ -75,6 +75,23 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// `--model FILE`: a Keras model (`model.save()`'s `.keras`, or `model.to_json()`'s JSON) to
+/// train, summarise or time instead of the model flags.
+struct ModelFileOption: ParsableArguments {
+    @Option(name: .customLong("model"), help: "A Keras 3 model: a .keras file (its weights start the run) or model.to_json()'s JSON.")
+    var path: String?
+
+    /// The file's graph and compile settings, into `config`; the notes of the flags that override them.
+    func apply(to config: inout TrainingConfig, optimizer: OptimizerOptions) throws -> [String] {
+        guard let path else { return try optimizer.apply(to: &config) }
+        let user = try UserModel(path: path)
+        config.model = user.keras.graph
+        config.modelFile = path
+        let keras = try user.keras.compile.map { try KerasTrainingSettings($0, file: path) }
+        return user.keras.notes.map { "note: \(path): \($0)" } + (try optimizer.apply(to: &config, keras: keras))
+    }
+}
+
 /// `--data-dir`, shared by every command that reads a data set.
 struct DataOptions: ParsableArguments {
     @Option(help: "Directory with train/t10k images and labels as IDX files under the MNIST names, raw or .gz (default: the embedded MNIST).")

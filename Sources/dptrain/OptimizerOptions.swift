@@ -12,8 +12,8 @@ extension ReductionKind: ExpressibleByArgument {}
 struct OptimizerOptions: ParsableArguments {
     private static let defaults = TrainingConfig()
 
-    @Option(help: "The update rule, with Keras's defaults.")
-    var optimizer = defaults.optimizer.kind
+    @Option(help: "The update rule, with Keras's defaults (default: sgd, or the --model file's).")
+    var optimizer: OptimizerKind?
     @Option(help: "Base learning rate (default: Keras's, 0.01 for sgd, 0.001 for the others).")
     var lr: Float?
     @Option(help: "sgd and rmsprop: momentum (Keras semantics; default 0).")
@@ -46,39 +46,64 @@ struct OptimizerOptions: ParsableArguments {
     @Option(help: "cosine: the final rate as a fraction of the base.")
     var lrAlpha = defaults.lrAlpha
 
-    func validate() throws {
-        let given: [(String, Bool)] = [("--momentum", momentum != nil), ("--nesterov", nesterov), ("--beta1", beta1 != nil),
-                                       ("--beta2", beta2 != nil), ("--epsilon", epsilon != nil), ("--rho", rho != nil), ("--centered", centered)]
-        for (flag, present) in given where present && !optimizer.flags.contains(flag) {
-            throw ValidationError("\(flag): does not apply to --optimizer \(optimizer.rawValue) (it takes \(optimizer.flags.joined(separator: ", ")))")
-        }
-        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr: must be a positive number, got \(lr)") }
-        do { try settings().validate() } catch let error as InvalidSetting { throw ValidationError(error.description) }
+    private var given: [(flag: String, keras: String, value: String?)] {
+        [("--momentum", "momentum", momentum.map { "\($0)" }), ("--nesterov", "nesterov", nesterov ? "true" : nil),
+         ("--beta1", "beta_1", beta1.map { "\($0)" }), ("--beta2", "beta_2", beta2.map { "\($0)" }),
+         ("--epsilon", "epsilon", epsilon.map { "\($0)" }), ("--rho", "rho", rho.map { "\($0)" }), ("--centered", "centered", centered ? "true" : nil)]
     }
 
-    /// Keras's defaults for the kind, with the flags given laid over them.
-    func settings() -> OptimizerSettings {
-        var settings = OptimizerSettings(kind: optimizer)
+    /// Refuses a flag the optimizer does not use.
+    private func check(_ kind: OptimizerKind) throws {
+        for (flag, _, value) in given where value != nil && !kind.flags.contains(flag) {
+            throw ValidationError("\(flag): does not apply to --optimizer \(kind.rawValue) (it takes \(kind.flags.joined(separator: ", ")))")
+        }
+    }
+
+    func validate() throws {
+        // Without --optimizer the rule may come from a --model file: checked when it is known.
+        if let optimizer { try check(optimizer) }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr: must be a positive number, got \(lr)") }
+        do { try settings(base: nil).validate() } catch let error as InvalidSetting { throw ValidationError(error.description) }
+    }
+
+    /// Keras's defaults for the kind (or a model file's settings), with the flags given laid over them.
+    func settings(base: OptimizerSettings?) -> OptimizerSettings {
+        var settings = base ?? OptimizerSettings(kind: optimizer ?? .sgd)
         if let momentum { settings.momentum = momentum }
-        settings.nesterov = nesterov
+        if nesterov { settings.nesterov = true }
         if let beta1 { settings.beta1 = beta1 }
         if let beta2 { settings.beta2 = beta2 }
         if let epsilon { settings.epsilon = epsilon }
         if let weightDecay { settings.weightDecay = weightDecay }
         if let rho { settings.rho = rho }
-        settings.centered = centered
+        if centered { settings.centered = true }
         return settings
     }
 
-    func apply(to config: inout TrainingConfig) {
-        config.optimizer = settings()
-        config.learningRate = lr
+    /// `keras`: a --model file's compile_config, which the flags given override, each said in a
+    /// returned `note:` line.
+    func apply(to config: inout TrainingConfig, keras: KerasTrainingSettings? = nil) throws -> [String] {
+        var notes: [String] = []
+        let fromFile = keras.flatMap { optimizer == nil || optimizer == $0.optimizer.kind ? $0 : nil }
+        if let keras, let optimizer, optimizer != keras.optimizer.kind {
+            notes.append("note: --optimizer \(optimizer.rawValue) overrides the model file's \(keras.optimizer.kind.rawValue)")
+        }
+        let kind = optimizer ?? keras?.optimizer.kind ?? .sgd
+        try check(kind)
+        if fromFile != nil {
+            for (flag, name, value) in given where value != nil { notes.append("note: \(flag) \(value!) overrides the model file's \(name)") }
+            if let lr { notes.append("note: --lr \(lr) overrides the model file's learning_rate \(fromFile!.learningRate)") }
+        }
+        config.optimizer = settings(base: fromFile?.optimizer ?? OptimizerSettings(kind: kind))
+        do { try config.optimizer.validate() } catch { throw ValidationError("\(error)") }
+        config.learningRate = lr ?? fromFile?.learningRate
         config.lrSchedule = lrSchedule
         config.warmupEpochs = warmupEpochs
         config.lrStepFactor = lrStepFactor
         config.lrStepEpochs = lrStepEpochs?.values
         config.lrDecayRate = lrDecayRate
         config.lrAlpha = lrAlpha
+        return notes
     }
 }
 

@@ -4,11 +4,16 @@ import Training
 struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the Keras-style model summary for the data's input shape and classes.")
     @OptionGroup var model: ModelOptions
+    @OptionGroup var modelFile: ModelFileOption
     @OptionGroup var data: DataOptions
 
     func run() throws {
         do {
-            print(try model.graph(for: try data.load().shape).summaryTable())
+            guard let path = modelFile.path else {
+                print(try model.graph(for: try data.load().shape).summaryTable())
+                return
+            }
+            print(try UserModel(path: path).keras.graph.summaryTable())
         } catch {
             fail("\(error)")
         }

@@ -8,6 +8,7 @@ struct Train: ParsableCommand {
     private static let defaults = TrainingConfig()
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var modelFile: ModelFileOption
     @OptionGroup var data: DataOptions
     @OptionGroup var optimizer: OptimizerOptions
     @OptionGroup var scaling: ScalingOptions
@@ -41,11 +42,14 @@ struct Train: ParsableCommand {
         if overwrite && resume != nil { throw ValidationError("--overwrite: cannot be combined with --resume") }
     }
 
-    func config() throws -> TrainingConfig {
+    /// `config()`'s `note:` lines: the flags that override a --model file's settings.
+    private var notes: [String] = []
+
+    mutating func config() throws -> TrainingConfig {
         var config = TrainingConfig()
         config.model = try model.layers().graph()
         config.dataDirectory = data.dataDir
-        optimizer.apply(to: &config)
+        notes = try modelFile.apply(to: &config, optimizer: optimizer)
         scaling.apply(to: &config)
         config.epochs = epochs
         config.earlyStopping = earlyStopping
@@ -71,8 +75,9 @@ struct Train: ParsableCommand {
         return formatter.string(from: Date())
     }
 
-    func run() throws {
-        var config = try config()
+    mutating func run() throws {
+        var config: TrainingConfig
+        do { config = try self.config() } catch { fail("\(error)") }
         let comm: Communicator
         do { comm = try MPICommunicator() } catch { fail("\(error)") }
         StopSignal.install()
@@ -83,6 +88,7 @@ struct Train: ParsableCommand {
             config.runDirectory = String(decoding: name, as: UTF8.self)
         }
         let log: (String) -> Void = { if comm.isRoot { print($0) } }
+        notes.forEach(log)
         do {
             let trainer = try Trainer(config: config, communicator: comm, log: log)
             let outcome = try trainer.train()

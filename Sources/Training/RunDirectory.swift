@@ -9,6 +9,8 @@ public struct RunDirectory {
     public var metricsJSONL: String { file("metrics.jsonl") }
     public var summaryJSON: String { file("summary.json") }
     public var model: String { file("model.safetensors") }
+    /// The same model for Keras: `keras.saving.load_model` opens it as it is.
+    public var kerasModel: String { file("model.keras") }
     public var checkpoints: String { file("checkpoints") }
 
     public init(path: String) { self.path = path }
@@ -32,7 +34,7 @@ public struct RunDirectory {
         guard overwrite else {
             throw TrainingError("\(path): holds the checkpoints of an earlier run; continue it with --resume auto, or start afresh with --overwrite (deletes them)")
         }
-        for item in [checkpoints, metricsCSV, metricsJSONL, summaryJSON, model] where FileManager.default.fileExists(atPath: item) {
+        for item in [checkpoints, metricsCSV, metricsJSONL, summaryJSON, model, kerasModel] where FileManager.default.fileExists(atPath: item) {
             do { try FileManager.default.removeItem(atPath: item) } catch {
                 throw TrainingError("\(item): cannot be removed for --overwrite (\(error.localizedDescription))")
             }

@@ -1,3 +1,4 @@
+import KerasFiles
 import ModelFiles
 import NN
 
@@ -24,11 +25,34 @@ final class MetricsLogger: TrainingObserver {
 final class FinalFiles: TrainingObserver {
     let run: RunDirectory
     let network: Network
+    let config: TrainingConfig
 
-    init(run: RunDirectory, network: Network) { (self.run, self.network) = (run, network) }
+    init(run: RunDirectory, network: Network, config: TrainingConfig) { (self.run, self.network, self.config) = (run, network, config) }
 
     func runFinished(_ summary: RunSummary) throws {
         try AtomicFile.write(try ModelFile.tensors(of: network).serialized(), to: run.model)
+        try KerasModel.write(graph: network.graph, weights: kerasWeights(), compile: kerasCompile(), to: run.kerasModel)
         try AtomicFile.write(try ModelFile.encode(summary) + "\n", to: run.summaryJSON)
+    }
+
+    private func kerasWeights() -> [String: KerasModel.Weight] {
+        Dictionary(uniqueKeysWithValues: network.tensors.map {
+            ($0.name, KerasModel.Weight(shape: $0.shape, values: Array(network.parameters[$0.offset..<($0.offset + $0.count)])))
+        })
+    }
+
+    /// The run's optimizer as Keras's compile_config, so `model.fit` in Keras goes on with the same rule.
+    private func kerasCompile() -> KerasCompile {
+        let o = config.optimizer
+        var members: [KerasValue.Member] = [.init("name", .string(o.kind.rawValue)), .init("learning_rate", .double(Double(config.baseLearningRate))),
+                                            .init("weight_decay", o.weightDecay == 0 ? .null : .double(o.weightDecay))]
+        switch o.kind {
+        case .sgd: members += [.init("momentum", .double(o.momentum)), .init("nesterov", .bool(o.nesterov))]
+        case .adam, .adamw: members += [.init("beta_1", .double(o.beta1)), .init("beta_2", .double(o.beta2)), .init("epsilon", .double(o.epsilon))]
+        case .rmsprop: members += [.init("rho", .double(o.rho)), .init("momentum", .double(o.momentum)),
+                                   .init("epsilon", .double(o.epsilon)), .init("centered", .bool(o.centered))]
+        }
+        let name = ["sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"][o.kind.rawValue]!
+        return KerasCompile(optimizer: name, optimizerConfig: .object(members))
     }
 }

@@ -87,7 +87,7 @@ public final class Trainer {
                 resumedFrom = try restore(log: log)
                 observers = [ProgressPrinter(epochs: self.config.epochs, ranks: comm.size), MetricsLogger(run: run),
                              TensorBoardLogger(directory: run.path, every: self.config.observing.logEvery),
-                             CheckpointPolicy(trainer: self), FinalFiles(run: run, network: network)] + [observation.timeline].compactMap { $0 }
+                             CheckpointPolicy(trainer: self), FinalFiles(run: run, network: network, config: self.config)] + [observation.timeline].compactMap { $0 }
                 let start = RunStart(ranks: comm.size, threads: workers.count, parameterCount: parameterCount, runDirectory: run.path,
                                      epoch: state.epoch, globalStep: state.globalStep, resumedFrom: resumedFrom, hosts: observation.hosts,
                                      model: self.config.model, dataDirectory: data.directory, dataShape: "\(data.shape)",

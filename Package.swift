@@ -47,6 +47,6 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "ModelFiles", "KerasFiles", "Training", "Datasets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "KerasFilesTests", dependencies: ["KerasFiles", "Graph", "TestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")], exclude: ["Fixtures"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
-        .testTarget(name: "DPTrainTests", dependencies: ["Training", "ModelFiles", "Datasets", "Collectives", "TestSupport"]),
+        .testTarget(name: "DPTrainTests", dependencies: ["Training", "ModelFiles", "KerasFiles", "Datasets", "Collectives", "TestSupport"]),
     ]
 )

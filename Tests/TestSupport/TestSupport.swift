@@ -4,6 +4,8 @@ import Foundation
 public enum Repo {
     public static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     public static var data: String { root.appendingPathComponent("data/mnist").path }
+    /// The test venv's Python (NumPy, safetensors, TensorBoard, Keras 3 on JAX), made by `scripts/setup --test`.
+    public static var venvPython: String { root.appendingPathComponent(".venv-test/bin/python").path }
 
     /// The build folder of the running test bundle, where `swift test` also put the executables
     /// (Swift Testing has no .xctest bundle to ask, so go through /proc/self/exe).

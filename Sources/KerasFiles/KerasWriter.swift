@@ -29,6 +29,11 @@ extension KerasModel {
         if let stray = weights.keys.sorted().first(where: { !known.contains($0) }) {
             throw KerasFileError("\(path): weights for \(stray), which is no variable of the model")
         }
+        let order = KerasOrder.layers(of: graph)
+        if let stray = graph.nodes.indices.first(where: { !order.contains($0) }) {
+            let node = graph.nodes[stray]
+            throw KerasFileError("\(path): layer '\(node.name)' (\(node.layer.kerasClass)) does not lead to the output '\(graph.nodes.last!.name)'; Keras would drop it")
+        }
         if !graph.functional {
             for (i, node) in graph.nodes.enumerated() where node.inputs != [i == 0 ? graph.inputName : graph.nodes[i - 1].name] {
                 throw KerasFileError("\(path): layer '\(node.name)' (\(node.layer.kerasClass)) does not read the layer before it: a Sequential model is a chain (set functional for a graph)")
@@ -37,8 +42,7 @@ extension KerasModel {
 
         var optimizer: (name: String, variables: [Weight])?
         if let compile {
-            let order = KerasOrder.layers(of: graph).filter { $0 >= 0 }
-            let trainable = order.flatMap { resolved[$0].variables.filter(\.trainable).map(\.shape) }
+            let trainable = order.filter { $0 >= 0 }.flatMap { resolved[$0].variables.filter(\.trainable).map(\.shape) }
             let fresh = KerasOptimizerState.fresh(compile, trainable: trainable)
             if let given = optimizerVariables {
                 if let fresh, given.map(\.shape) != fresh.map(\.shape) {

@@ -174,6 +174,13 @@ import ZIPFoundation
         #expect(throws: KerasFileError("\(path): dense/bias has shape [9] with 9 values, the model needs [10]")) {
             try KerasModel.write(graph: model.graph, weights: wrong, compile: nil, to: path)
         }
+        // A layer off the path to the output: Keras would drop it, and its weights with it.
+        var graph = model.graph
+        graph.functional = true
+        graph.nodes.insert(Node(name: "unused", layer: .flatten, inputs: ["conv2d"]), at: 1)
+        #expect(throws: KerasFileError("\(path): layer 'unused' (Flatten) does not lead to the output 'dense'; Keras would drop it")) {
+            try KerasModel.write(graph: graph, weights: model.weights, compile: nil, to: path)
+        }
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
     }

@@ -393,6 +393,9 @@ private struct ConfigReader {
             guard axes.count == 1, let a = axes[0].int, a == -1 || a == 3 else {
                 throw fail(layer, "axis \(axis.json): only the channel axis (-1 or 3) is supported")
             }
+            if try flag("synchronized", default: false) {
+                notes.append("\(file): layer '\(layer.name)' (\(layer.kerasClass)): synchronized ignored: DPTrain's batch statistics do not depend on the rank count")
+            }
             if try flag("renorm", default: false) { throw fail(layer, "renorm is true: batch renormalization is not supported") }
             try initializer("gamma_initializer", "Ones")
             try initializer("beta_initializer", "Zeros")

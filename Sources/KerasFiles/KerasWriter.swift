@@ -6,9 +6,12 @@ extension KerasModel {
     /// Writes `graph` with `weights` (by variable path, one for every variable of
     /// `graph.resolve()`) as a `.keras` archive that Keras 3.15's `keras.saving.load_model` opens
     /// as it is: config.json in Keras's own structure with its defaults, metadata.json, and
-    /// model.weights.h5 written by the HDF5 library. No optimizer state is written (Keras builds
-    /// a fresh one from `compile`). Atomic: the archive goes to `path + ".tmp"`, then is renamed.
-    public static func write(graph: ModelGraph, weights: [String: Weight], compile: KerasCompile?, to path: String) throws {
+    /// model.weights.h5 written by the HDF5 library. With `compile`, the optimizer's state goes
+    /// along: `optimizerVariables` in Keras's order (as `read` returns them), or when nil a fresh
+    /// state (iteration 0, the learning rate, zero slots) for SGD, Adam, AdamW and RMSprop, so
+    /// Keras loads it without a warning. Atomic: written to `path + ".tmp"`, then renamed.
+    public static func write(graph: ModelGraph, weights: [String: Weight], compile: KerasCompile?,
+                             optimizerVariables: [Weight]? = nil, to path: String) throws {
         let resolved: [ModelGraph.Resolved]
         do {
             resolved = try graph.resolve()
@@ -26,17 +29,38 @@ extension KerasModel {
         if let stray = weights.keys.sorted().first(where: { !known.contains($0) }) {
             throw KerasFileError("\(path): weights for \(stray), which is no variable of the model")
         }
+        let order = KerasOrder.layers(of: graph)
+        if let stray = graph.nodes.indices.first(where: { !order.contains($0) }) {
+            let node = graph.nodes[stray]
+            throw KerasFileError("\(path): layer '\(node.name)' (\(node.layer.kerasClass)) does not lead to the output '\(graph.nodes.last!.name)'; Keras would drop it")
+        }
         if !graph.functional {
             for (i, node) in graph.nodes.enumerated() where node.inputs != [i == 0 ? graph.inputName : graph.nodes[i - 1].name] {
                 throw KerasFileError("\(path): layer '\(node.name)' (\(node.layer.kerasClass)) does not read the layer before it: a Sequential model is a chain (set functional for a graph)")
             }
         }
 
+        var optimizer: (name: String, variables: [Weight])?
+        if let compile {
+            let trainable = order.filter { $0 >= 0 }.flatMap { resolved[$0].variables.filter(\.trainable).map(\.shape) }
+            let fresh = KerasOptimizerState.fresh(compile, trainable: trainable)
+            if let given = optimizerVariables {
+                if let fresh, given.map(\.shape) != fresh.map(\.shape) {
+                    throw KerasFileError("\(path): \(given.count) optimizer variables of shapes \(given.map(\.shape)), \(compile.optimizer) on this model has \(fresh.count) of shapes \(fresh.map(\.shape))")
+                }
+                for weight in given where weight.shape.reduce(1, *) != weight.values.count {
+                    throw KerasFileError("\(path): an optimizer variable of shape \(weight.shape) with \(weight.values.count) values")
+                }
+            }
+            if let variables = optimizerVariables ?? fresh {
+                optimizer = (compile.optimizerConfig["name"]?.string ?? compile.optimizer.lowercased(), variables)
+            }
+        }
         let config = KerasConfig.model(graph, resolved, compile)
         let metadata: KerasValue = ["keras_version": .string(kerasVersionWritten), "date_saved": .string(dateSaved())]
         let h5: Data
         do {
-            h5 = try weightsFile(graph, resolved, weights)
+            h5 = try weightsFile(graph, resolved, weights, optimizer)
         } catch let error as HDF5File.Failure {
             throw KerasFileError("\(path): \(error.description)")
         }
@@ -61,7 +85,8 @@ extension KerasModel {
 
     /// model.weights.h5 as Keras's H5IOStore lays it out: `layers/<group>/vars/<i>` per layer in
     /// `model.layers` order (each `vars` group named after its layer), and the model's own empty `vars`.
-    static func weightsFile(_ graph: ModelGraph, _ resolved: [ModelGraph.Resolved], _ weights: [String: Weight]) throws -> Data {
+    static func weightsFile(_ graph: ModelGraph, _ resolved: [ModelGraph.Resolved], _ weights: [String: Weight],
+                            _ optimizer: (name: String, variables: [Weight])?) throws -> Data {
         let h5 = try HDF5File.create()
         let order = KerasOrder.layers(of: graph)
         let groups = KerasOrder.groups(order.map { $0 < 0 ? "InputLayer" : graph.nodes[$0].layer.kerasClass })
@@ -73,6 +98,14 @@ extension KerasModel {
             guard i >= 0 else { continue }
             for (k, variable) in resolved[i].variables.enumerated() {
                 try h5.write("\(group)/vars/\(k)", shape: variable.shape, values: weights[variable.path]!.values)
+            }
+        }
+        if let optimizer {
+            try h5.createGroup("optimizer")
+            try h5.createGroup("optimizer/vars")
+            try h5.setAttribute("optimizer/vars", "name", optimizer.name)
+            for (k, variable) in optimizer.variables.enumerated() {
+                try h5.write("optimizer/vars/\(k)", shape: variable.shape, values: variable.values)
             }
         }
         try h5.createGroup("vars")
@@ -102,6 +135,50 @@ extension KerasModel {
             unlink(temporary)
             throw KerasFileError("\(path): cannot write (\(why))")
         }
+    }
+}
+
+/// The variables Keras 3.15's optimizers save (`optimizer.variables`): the iteration count, the
+/// learning rate unless it is a schedule, then the slots of each trainable variable in
+/// `model.trainable_variables` order — Adam interleaves momentum and velocity per variable,
+/// RMSprop lists all velocities, then momentums, then average gradients.
+enum KerasOptimizerState {
+    static func fresh(_ compile: KerasCompile, trainable: [[Int]]) -> [KerasModel.Weight]? {
+        let config = compile.optimizerConfig
+        // Moving averages of the weights and accumulated gradients add variables not laid out here.
+        if config["use_ema"]?.bool == true { return nil }
+        if let steps = config["gradient_accumulation_steps"], !steps.isNull { return nil }
+        let defaultRate: Double
+        var slots: [[String]]
+        switch compile.optimizer {
+        case "SGD":
+            defaultRate = 0.01
+            slots = (config["momentum"]?.number ?? 0) != 0 ? [["momentum"]] : []
+        case "Adam", "AdamW":
+            defaultRate = 0.001
+            slots = [["momentum", "velocity"]]
+            if config["amsgrad"]?.bool == true { slots.append(["velocity_hat"]) }
+        case "RMSprop":
+            defaultRate = 0.001
+            slots = [["velocity"]]
+            if (config["momentum"]?.number ?? 0) > 0 { slots.append(["momentum"]) }
+            if config["centered"]?.bool == true { slots.append(["average_gradient"]) }
+        default:
+            return nil
+        }
+        var variables = [KerasModel.Weight(shape: [], values: [0])]
+        let rate = config["learning_rate"] ?? .double(defaultRate)
+        if let r = rate.number {
+            variables.append(.init(shape: [], values: [Float(r)]))
+        } else if rate.members == nil {
+            return nil
+        }
+        for group in slots {
+            for shape in trainable {
+                for _ in group { variables.append(.init(shape: shape, values: Array(repeating: 0, count: shape.reduce(1, *)))) }
+            }
+        }
+        return variables
     }
 }
 
@@ -169,7 +246,7 @@ enum KerasConfig {
             members.append(.init("compile_config", [
                 "optimizer": optimizer, "loss": compile.loss ?? nil, "loss_weights": nil,
                 "metrics": compile.metrics.isEmpty ? nil : .array(compile.metrics), "weighted_metrics": nil,
-                "run_eagerly": false, "steps_per_execution": 1, "jit_compile": true,
+                "run_eagerly": false, "steps_per_execution": 1, "jit_compile": "auto",
             ]))
         }
         return .object(members)

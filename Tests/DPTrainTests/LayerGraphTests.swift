@@ -2,6 +2,7 @@ import Foundation
 import KerasFiles
 import ModelFiles
 import NN
+import Datasets
 import Testing
 import TestSupport
 import Training

@@ -83,10 +83,19 @@ extension ModelGraph {
     }
 }
 
-/// Loads a saved model for data of `shape`, with the architecture the file records (or
-/// `fallback`, the model flags, fitted to the data, for a file from elsewhere). A model made
-/// for another input shape or class count is refused naming both.
+/// Loads a saved model for data of `shape`: a `.keras` file (Keras's or one a run wrote), or a
+/// model.safetensors or checkpoint with the model the file records (or `fallback`, the model
+/// flags, fitted to the data, for a file from elsewhere). A model made for another input shape
+/// or class count is refused naming both.
 public func loadModel(_ path: String, for shape: DataShape, fallback: ModelGraph, maxBatch: Int) throws -> Network {
+    if path.hasSuffix(".keras") {
+        let user = try UserModel(path: path)
+        try user.keras.graph.checkInput(matches: shape, file: path)
+        let network = try Network(user.keras.graph, maxBatch: maxBatch)
+        guard !user.keras.weights.isEmpty else { throw TrainingError("\(path): holds no weights") }
+        try user.loadWeights(into: network)
+        return network
+    }
     let file = try SafeTensors(path: path)
     let model = try ModelFile.model(of: file, name: path) ?? fallback.fitted(to: shape)
     try model.checkInput(matches: shape, file: path)

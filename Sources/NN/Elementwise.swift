@@ -24,7 +24,7 @@ final class ActivationLayer: Layer {
         let n = batch * count
         switch function {
         case .linear, .softmax: output.update(from: input, count: n)
-        case .relu: for i in 0..<n { output[i] = max(input[i], 0) }
+        case .relu: Kernels.relu(input, into: output, count: n)
         case .sigmoid: for i in 0..<n { output[i] = 1 / (1 + expf(-input[i])) }
         case .tanh: for i in 0..<n { output[i] = tanhf(input[i]) }
         // Keras's exact gelu (approximate=False), as JAX writes it: x·erfc(−x/√2)/2.
@@ -38,7 +38,10 @@ final class ActivationLayer: Layer {
         let g = gradOutput
         switch function {
         case .linear, .softmax: gradInput.update(from: g, count: n)
-        case .relu: for i in 0..<n { gradInput[i] = input[i] > 0 ? g[i] : 0 }
+        case .relu:
+            // relu(x) > 0 exactly where x > 0: mask the gradient in place, then hand it on.
+            Kernels.reluBackward(g, output: output, count: n)
+            gradInput.update(from: g, count: n)
         case .sigmoid: for i in 0..<n { let y = output[i]; gradInput[i] = g[i] * y * (1 - y) }
         case .tanh: for i in 0..<n { let y = output[i]; gradInput[i] = g[i] * (1 - y * y) }
         case .gelu:

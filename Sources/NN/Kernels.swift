@@ -162,6 +162,21 @@ public enum Kernels {
         }
     }
 
+    /// out = max(x, 0), eight at a time.
+    static func relu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        let vectorCount = count / 8 * 8
+        var i = 0
+        while i < vectorCount {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(out + i).storeBytes(of: v.replacing(with: 0, where: v .< 0), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
+            out[i] = max(x[i], 0)
+            i += 1
+        }
+    }
+
     /// bias gradient: column sums of grad[rows, columns].
     static func columnSums(_ grad: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
         out.update(repeating: 0, count: columns)

@@ -240,9 +240,9 @@ public final class Network {
     }
 }
 
-/// The fusion pass and the wiring: turns the graph's nodes into layers, joining a conv or dense
-/// with the ReLU after it, a ReLU conv with the max pooling after it, and the final softmax with
-/// the loss; gives every layer its input, its output's gradient buffer, and the buffers its
+/// The fusion pass and the wiring: turns the graph's nodes into layers, joining a conv, dense or
+/// batch normalisation with the ReLU after it, a ReLU conv with the max pooling after it, and the
+/// final softmax with the loss; gives every layer its input, its output's gradient buffer, and the buffers its
 /// input gradients go to (one per reader when several layers read one output).
 private struct Builder {
     let nodes: [ModelGraph.Resolved]
@@ -371,14 +371,20 @@ private struct Builder {
                 append(DropoutLayer(name: name, rate: rate, count: node.outputShape.reduce(1, *), layerIndex: i, input: inputPointer,
                                     gradInput: gradInput, maxBatch: maxBatch), for: i)
             case .batchNormalization(let b):
+                var relu = false
+                if let next = soleReader(i), isReLU(next) {
+                    relu = true
+                    absorbed.insert(next)
+                    tail = next
+                }
                 func variable(_ suffix: String) -> (value: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>)? {
                     tensors["\(name)/\(suffix)"].map { (parameters + $0.offset, gradients + $0.offset) }
                 }
                 for suffix in ["moving_mean", "moving_variance"] { statistics.append((tensors["\(name)/\(suffix)"]!, Float(b.momentum))) }
                 let variables = BatchNormLayer.Variables(gamma: variable("gamma"), beta: variable("beta"),
                                                          movingMean: variable("moving_mean")!, movingVariance: variable("moving_variance")!)
-                append(BatchNormLayer(name: name, shape: node.outputShape, epsilon: b.epsilon, variables: variables, input: inputPointer,
-                                      gradInput: gradInput, maxBatch: maxBatch), for: i)
+                append(BatchNormLayer(name: relu ? name + "+" + nodes[tail].node.name : name, shape: node.outputShape, epsilon: b.epsilon,
+                                      relu: relu, variables: variables, input: inputPointer, gradInput: gradInput, maxBatch: maxBatch), for: tail)
             case .activation(let a):
                 append(ActivationLayer(name: name, function: a, count: node.outputShape.reduce(1, *), input: inputPointer,
                                        gradInput: gradInput, maxBatch: maxBatch), for: i)

@@ -8,6 +8,8 @@ final class BatchNormLayer: Layer {
     let name: String
     let channels, pixels: Int
     let epsilon: Float
+    /// A ReLU after it, joined by the fusion pass: applied on the store, masked before the backward.
+    let relu: Bool
     let input: UnsafePointer<Float>
     let gradInput: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
@@ -15,6 +17,8 @@ final class BatchNormLayer: Layer {
     let movingMean, movingVariance, meanSlot, varianceSlot: UnsafeMutablePointer<Float>
     /// The batch's mean and 1/√(var + ε), per channel, for the backward pass.
     private let mean, inverse: UnsafeMutablePointer<Float>
+    /// γ/σ and β − μ·γ/σ: the per-channel affine map the forward pass applies.
+    private let scale, shift: UnsafeMutablePointer<Float>
     private let owned: UnsafeMutablePointer<Float>
     var outputCount: Int { channels * pixels }
 
@@ -23,16 +27,17 @@ final class BatchNormLayer: Layer {
         var movingMean, movingVariance: (value: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>)
     }
 
-    init(name: String, shape: [Int], epsilon: Double, variables v: Variables, input: UnsafePointer<Float>,
+    init(name: String, shape: [Int], epsilon: Double, relu: Bool, variables v: Variables, input: UnsafePointer<Float>,
          gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
-        (self.name, self.input, self.gradInput, self.epsilon) = (name, input, gradInput, Float(epsilon))
+        (self.name, self.input, self.gradInput, self.epsilon, self.relu) = (name, input, gradInput, Float(epsilon), relu)
         channels = shape.last!
         pixels = shape.dropLast().reduce(1, *)
         output = .allocate(capacity: maxBatch * channels * pixels)
-        // mean, inverse, and ones, zeros and two scratch gradients for a missing gamma or beta.
-        owned = .allocate(capacity: 6 * channels)
-        owned.initialize(repeating: 0, count: 6 * channels)
+        // mean, inverse, and ones, zeros and two scratch gradients for a missing gamma or beta; scale and shift.
+        owned = .allocate(capacity: 8 * channels)
+        owned.initialize(repeating: 0, count: 8 * channels)
         (mean, inverse) = (owned, owned + channels)
+        (scale, shift) = (owned + 6 * channels, owned + 7 * channels)
         let ones = owned + 2 * channels
         ones.update(repeating: 1, count: channels)
         gamma = v.gamma?.value ?? ones
@@ -73,17 +78,20 @@ final class BatchNormLayer: Layer {
             }
         }
         // As Keras's JAX backend writes it: x·(γ/σ) + (β − μ·γ/σ).
+        for c in 0..<channels {
+            scale[c] = inverse[c] * gamma[c]
+            shift[c] = beta[c] - mean[c] * scale[c]
+        }
         for i in 0..<n {
             let x = input + i * channels, y = output + i * channels
-            for c in 0..<channels {
-                let scale = inverse[c] * gamma[c]
-                y[c] = x[c] * scale + (beta[c] - mean[c] * scale)
-            }
+            for c in 0..<channels { y[c] = x[c] * scale[c] + shift[c] }
         }
+        if relu { Kernels.relu(output, into: output, count: n * channels) }
     }
 
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         let n = batch * pixels
+        if relu { Kernels.reluBackward(gradOutput, output: output, count: n * channels) }
         var dBeta = [Double](repeating: 0, count: channels), dGamma = [Double](repeating: 0, count: channels)
         for i in 0..<n {
             let x = input + i * channels, g = gradOutput + i * channels

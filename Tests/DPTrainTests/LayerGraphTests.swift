@@ -110,4 +110,23 @@ struct LayerGraphTests {
         #expect(abs(ours - theirs) <= 0.0005, "DPTrain reported \(ours), Keras evaluates \(theirs)")
         #expect(ours > 0.8, "60 steps of Adam reach well past chance: \(ours)")
     }
+
+    /// A file that is no Keras model, or a layer DPTrain does not support: one line naming the
+    /// file, the layer and what is wrong, status 1 on every rank under mpirun, nothing written.
+    @Test(arguments: [
+        ("truncated.keras", "PK\u{3}\u{4}garbage", "not a .keras archive"),
+        ("conv3d.json", #"{"class_name": "Sequential", "config": {"layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 28, 28, 1]}}, {"class_name": "Conv3D", "config": {"name": "c3"}}]}}"#, "layer 'c3' (Conv3D)"),
+        ("dilated.json", #"{"class_name": "Sequential", "config": {"layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 28, 28, 1]}}, {"class_name": "Conv2D", "config": {"name": "c", "filters": 4, "kernel_size": [3, 3], "dilation_rate": [2, 2]}}, {"class_name": "Flatten", "config": {"name": "f"}}, {"class_name": "Dense", "config": {"name": "d", "units": 10, "activation": "softmax"}}]}}"#, "layer 'c' (Conv2D): dilation_rate"),
+        ("invalid.json", "{\"class_name\": ", "invalid JSON"),
+    ])
+    func badModelFilesAreOneLineOnEveryRank(_ name: String, _ content: String, _ message: String) throws {
+        let path = Repo.scratch("bad-model") + "/" + name
+        try content.write(toFile: path, atomically: true, encoding: .utf8)
+        let runDir = Repo.scratch("bad-model-run") + "/run"
+        let result = try dptrain(["train", "--model", path, "--run-dir", runDir], ranks: 2, timeout: 60)
+        #expect(result.status == 1, "\(result)")
+        let lines = result.stderr.split(separator: "\n").filter { $0.hasPrefix("dptrain:") }
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.contains("error: \(path): ") && $0.contains(message) }, "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: runDir), "a refused model must leave nothing behind")
+    }
 }

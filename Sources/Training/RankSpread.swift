@@ -12,8 +12,9 @@ extension TrainingConfig {
         guard reduction == .exact else { return }
         let shards = (batchSize + shardSize - 1) / shardSize
         guard shards >= ranks else {
-            throw TrainingError("--shard-size: a global batch of \(batchSize) has \(shards) shards of \(shardSize), so at most \(shards) ranks "
-                + "get work, not \(ranks); run \(shards) ranks or fewer, or give --shard-size \(batchSize / ranks) or less (other bits)")
+            let made = shards == 1 ? "is 1 shard" : "makes \(shards) shards"
+            throw TrainingError("--shard-size: a global batch of \(batchSize) \(made) of \(shardSize), work for at most \(shards) "
+                + "\(shards == 1 ? "rank" : "ranks"), not \(ranks); run that many or give --shard-size \(batchSize / ranks) or less (other bits)")
         }
     }
 }

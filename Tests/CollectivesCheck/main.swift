@@ -29,7 +29,7 @@ let failing = try comm.firstFailingRank(localFailure: comm.rank == root)
 let report: [String: Any] = [
     "rank": comm.rank, "size": comm.size, "local_size": comm.localSize,
     "float_sum_total": floats.reduce(0.0) { $0 + Double($1) }, "float_sample": floats[0..<8].map(Double.init),
-    "int_sample": ints[0..<8].map(Int.init), "hosts": hosts.count,
+    "int_sample": ints[0..<8].map(Int.init), "hosts": hosts.count, "library": MPICommunicator.libraryVersion,
     "sums": sums, "maxes": maxes, "mins": mins,
     "broadcast": broadcast.map(Double.init), "broadcast_text": String(decoding: text, as: UTF8.self),
     "first_failing_rank": failing ?? -1,

@@ -35,5 +35,7 @@ let report: [String: Any] = [
     "first_failing_rank": failing ?? -1,
 ]
 let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
-print(String(decoding: json, as: UTF8.self))
+// One write per line: Hydra's mpiexec forwards each write as it comes, so a line written in two
+// pieces (print's text, then its newline) can be cut by another rank's.
+FileHandle.standardOutput.write(json + Data("\n".utf8))
 comm.finalize()

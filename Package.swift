@@ -1,5 +1,16 @@
 // swift-tools-version:5.9
 import PackageDescription
+import class Foundation.ProcessInfo
+
+// MPI: Open MPI unless DPTRAIN_MPI names another (README, "Building against the site's MPI").
+// `openmpi` and `mpich` are Debian's; any other value is taken as a pkg-config name
+// (`mvapich2`, `impi`, or the `dptrain-mpi` that scripts/mpi-pkgconfig writes).
+let mpiChoice = ProcessInfo.processInfo.environment["DPTRAIN_MPI"] ?? "openmpi"
+let mpi: (pkgConfig: String, providers: [SystemPackageProvider]?) = switch mpiChoice {
+case "openmpi": ("ompi-c", [.apt(["libopenmpi-dev"])])
+case "mpich": ("mpich", [.apt(["libmpich-dev"])])
+default: (mpiChoice, nil)
+}
 
 let package = Package(
     name: "DPTrain",
@@ -15,7 +26,7 @@ let package = Package(
         // System libraries, found through pkg-config.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "SystemZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: mpi.pkgConfig, providers: mpi.providers),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // The only code that includes mpi.h; exposes plain C functions to Swift.
         .target(name: "MPIShim", dependencies: ["CMPI"]),

@@ -18,6 +18,13 @@ public final class MPICommunicator: Communicator {
         self.localSize = Int(localSize)
     }
 
+    /// The MPI library linked in, as it names itself ("Open MPI v4.1.4, …", "MPICH Version: 4.0.2").
+    public static var libraryVersion: String {
+        var text = [CChar](repeating: 0, count: 512)
+        dpt_library_version(&text, Int32(text.count))
+        return String(cString: text)
+    }
+
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
         try watched.run { dpt_iallreduce_floats(base, buffer.count) }

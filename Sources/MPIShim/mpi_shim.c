@@ -22,6 +22,18 @@ int dpt_init(int *rank, int *size, int *local_rank, int *local_size) {
 
 int dpt_finalize(void) { return MPI_Finalize(); }
 
+void dpt_library_version(char *out, int capacity) {
+    char text[MPI_MAX_LIBRARY_VERSION_STRING];
+    int length = 0;
+    if (capacity <= 0) return;
+    if (MPI_Get_library_version(text, &length) != MPI_SUCCESS) length = 0;
+    // The first line names the implementation and version; MPICH adds its configure flags after it.
+    int end = 0;
+    while (end < length && end < capacity - 1 && text[end] != '\n' && text[end] != '\0') end++;
+    for (int i = 0; i < end; i++) out[i] = text[i];
+    out[end] = '\0';
+}
+
 int dpt_is_active(void) {
     int initialized = 0, finalized = 0;
     MPI_Initialized(&initialized);

@@ -59,9 +59,7 @@ public final class Trainer {
             }
             if let perRank = config.perRankBatch { config.batchSize = perRank * comm.size }
             let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)
-            guard config.batchSize >= comm.size else {
-                throw TrainingError("--batch-size: \(config.batchSize) is smaller than the \(comm.size) ranks; every rank needs an example")
-            }
+            try config.checkWork(ranks: comm.size)
             if config.earlyStopping != nil && validation == nil {
                 throw TrainingError("--early-stopping: watches val_loss, so it needs --validation-split")
             }

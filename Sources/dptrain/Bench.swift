@@ -32,8 +32,12 @@ struct Bench: ParsableCommand {
         config.steps = steps
         let comm: Communicator
         do { comm = try MPICommunicator() } catch { fail("\(error)") }
-        let batchSize = config.training.perRankBatch.map { $0 * comm.size } ?? config.training.batchSize
-        guard batchSize >= comm.size else { fail("--batch-size: \(batchSize) is smaller than the \(comm.size) ranks") }
+        var training = config.training
+        if let perRank = training.perRankBatch { training.batchSize = perRank * comm.size }
+        do { try training.checkWork(ranks: comm.size) } catch {
+            comm.finalize()  // every rank has the same config: all leave together
+            fail("\(error)", prefix: comm.size > 1 ? "rank \(comm.rank): " : "")
+        }
         let report: BenchmarkReport
         do { report = try runBenchmark(config, communicator: comm) } catch {
             guard comm.size > 1 else { fail("\(error)") }

@@ -29,11 +29,13 @@ let failing = try comm.firstFailingRank(localFailure: comm.rank == root)
 let report: [String: Any] = [
     "rank": comm.rank, "size": comm.size, "local_size": comm.localSize,
     "float_sum_total": floats.reduce(0.0) { $0 + Double($1) }, "float_sample": floats[0..<8].map(Double.init),
-    "int_sample": ints[0..<8].map(Int.init), "hosts": hosts.count,
+    "int_sample": ints[0..<8].map(Int.init), "hosts": hosts.count, "library": MPICommunicator.libraryVersion,
     "sums": sums, "maxes": maxes, "mins": mins,
     "broadcast": broadcast.map(Double.init), "broadcast_text": String(decoding: text, as: UTF8.self),
     "first_failing_rank": failing ?? -1,
 ]
 let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
-print(String(decoding: json, as: UTF8.self))
+// One write per line: Hydra's mpiexec forwards each write as it comes, so a line written in two
+// pieces (print's text, then its newline) can be cut by another rank's.
+FileHandle.standardOutput.write(json + Data("\n".utf8))
 comm.finalize()

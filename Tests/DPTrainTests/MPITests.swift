@@ -9,7 +9,7 @@ import Training
 @Suite(.serialized)
 struct MPITests {
     @Test func collectivesOnTwoRanks() throws {
-        let result = try run(["mpirun", "-np", "2", Repo.buildDirectory.appendingPathComponent("collectives-check").path],
+        let result = try run([Repo.mpirun, "-np", "2", Repo.buildDirectory.appendingPathComponent("collectives-check").path],
                              environment: Repo.mpiEnvironment, timeout: 60)
         #expect(result.status == 0, "\(result)")
         let reports = try result.stdout.split(separator: "\n").map {
@@ -24,6 +24,8 @@ struct MPITests {
             #expect(report["float_sample"] as? [Double] == [0, 3, 6, 9, 12, 15, 18, 0])
             #expect(report["int_sample"] as? [Int] == (0..<8).map { i in (1...2).reduce(0) { $0 + $1 * (i % 7) * 100_000_000 / 7 } })
             #expect(report["hosts"] as? Int == 2)
+            // The build under test links the MPI it is launched with (Debian's libmpi.so may point at either).
+            #expect((report["library"] as? String)?.hasPrefix(MPIFlavour.current.name) == true, "\(report["library"] ?? "no library")")
             #expect(report["sums"] as? [Double] == [1, 3])
             #expect(report["maxes"] as? [Double] == [1, 0] && report["mins"] as? [Double] == [0, -1])
             #expect(report["broadcast"] as? [Double] == [1, 1, 1, 1, 1], "broadcast from rank 1")
@@ -115,7 +117,7 @@ struct MPITests {
     @Test func startupErrorOnOneRankEndsTheJob() throws {
         let missing = "/nonexistent/rank1-data"
         let dir = Repo.scratch("startup")
-        let result = try run(["mpirun", "-np", "1", Repo.dptrain, "train", "--run-dir", dir, ":",
+        let result = try run([Repo.mpirun, "-np", "1", Repo.dptrain, "train", "--run-dir", dir, ":",
                               "-np", "1", Repo.dptrain, "train", "--run-dir", dir, "--data-dir", missing],
                              environment: Repo.mpiEnvironment, timeout: 30)
         #expect(result.status != 0, "\(result)")

@@ -7,9 +7,13 @@ public enum Repo {
     /// The test venv's Python (NumPy, safetensors, TensorBoard, Keras 3 on JAX), made by `scripts/setup --test`.
     public static var venvPython: String { root.appendingPathComponent(".venv-test/bin/python").path }
 
-    /// The build folder of the running test bundle, where `swift test` also put the executables
-    /// (Swift Testing has no .xctest bundle to ask, so go through /proc/self/exe).
-    public static let buildDirectory: URL = {
+    /// The build folder of the executables under test: the running test bundle's own (Swift
+    /// Testing has no .xctest bundle to ask, so go through /proc/self/exe), or the other MPI's
+    /// build when `DPTRAIN_TEST_MPI` names one (`MPIFlavour.current`).
+    public static let buildDirectory: URL = MPIFlavour.current.buildDirectory ?? testBuildDirectory
+
+    /// Where `swift test` put the test bundle and this build's executables.
+    public static let testBuildDirectory: URL = {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var url = URL(fileURLWithPath: exe)
         while url.path != "/" {
@@ -19,7 +23,7 @@ public enum Repo {
         fatalError("dptrain was not built next to the test bundle (\(exe))")
     }()
 
-    public static var dptrain: String { buildDirectory.appendingPathComponent("dptrain").path }
+    public static var dptrain: String { MPIFlavour.current.dptrain }
 
     /// A fresh scratch directory.
     public static func scratch(_ name: String) -> String {
@@ -28,11 +32,55 @@ public enum Repo {
         return path
     }
 
-    /// What OpenMPI needs here: root, oversubscribed ranks, and shared cores.
-    public static let mpiEnvironment = [
-        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-        "OMPI_MCA_mpi_yield_when_idle": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1",
-    ]
+    /// What the MPI under test needs here (root, oversubscribed ranks, shared cores).
+    public static var mpiEnvironment: [String: String] { MPIFlavour.current.environment }
+    /// The MPI's launcher: Open MPI's `mpirun`, or MPICH's `mpiexec.mpich` by its own name
+    /// (the system's `mpirun` stays Open MPI's).
+    public static var mpirun: String { MPIFlavour.current.launcher }
+}
+
+/// An MPI implementation the suite runs the executables under. The whole suite runs with the
+/// build's own MPI (Open MPI by default); `DPTRAIN_TEST_MPI=mpich` runs the suites it is given
+/// (scripts/test: the MPI ones) with the MPICH build in `.build-mpich` (scripts/test makes it
+/// with `DPTRAIN_MPI=mpich`) under Hydra's `mpiexec`.
+public struct MPIFlavour: Sendable {
+    public let name: String
+    public let launcher: String
+    public let environment: [String: String]
+    /// The variable the launcher gives each rank its world rank in.
+    public let rankVariable: String
+    /// nil: the test bundle's own build.
+    public let buildDirectory: URL?
+
+    public static let openMPI = MPIFlavour(
+        name: "Open MPI", launcher: "mpirun",
+        environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                      "OMPI_MCA_mpi_yield_when_idle": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"],
+        rankVariable: "OMPI_COMM_WORLD_RANK", buildDirectory: nil)
+    /// Hydra runs as root and oversubscribes without being asked.
+    public static let mpich = MPIFlavour(
+        name: "MPICH", launcher: "mpiexec.mpich", environment: [:], rankVariable: "PMI_RANK",
+        buildDirectory: Repo.root.appendingPathComponent(".build-mpich/release"))
+
+    public static let current: MPIFlavour = {
+        switch ProcessInfo.processInfo.environment["DPTRAIN_TEST_MPI"] ?? "openmpi" {
+        case "openmpi": return .openMPI
+        case "mpich": return .mpich
+        case let other: fatalError("DPTRAIN_TEST_MPI=\(other): openmpi or mpich")
+        }
+    }()
+
+    /// The MPICH build's executables: fails the test (never skips it) when scripts/test has not
+    /// built them.
+    public var dptrain: String {
+        let path = (buildDirectory ?? Repo.testBuildDirectory).appendingPathComponent("dptrain").path
+        precondition(FileManager.default.isExecutableFile(atPath: path),
+                     "\(path) is missing: build it with `DPTRAIN_MPI=mpich swift build -c release --build-path .build-mpich` (scripts/test does)")
+        return path
+    }
+
+    /// `launcher -np N dptrain ARGS`.
+    public func command(_ arguments: [String], ranks: Int) -> [String] { [launcher, "-np", "\(ranks)", dptrain] + arguments }
 }
 
 public struct ProcessResult: CustomStringConvertible {
@@ -145,7 +193,7 @@ public func dptrain(_ arguments: [String], ranks: Int? = nil, timeout: Double = 
 
 public func command(_ arguments: [String], ranks: Int?) -> [String] {
     guard let ranks else { return [Repo.dptrain] + arguments }
-    return ["mpirun", "-np", "\(ranks)", Repo.dptrain] + arguments
+    return MPIFlavour.current.command(arguments, ranks: ranks)
 }
 
 /// PIDs of processes whose command line contains `needle` (to check nothing is left behind).
@@ -158,17 +206,18 @@ public func processes(matching needle: String) -> [Int32] {
     }
 }
 
-/// The ranks of a job (not its mpirun) whose command line contains `needle`.
+/// The ranks of a job (not its launcher) whose command line contains `needle`.
 public func rankProcesses(matching needle: String) -> [Int32] {
     processes(matching: needle).filter {
-        !((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("mpirun")
+        let program = ((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").prefix { $0 != "\0" }
+        return !program.hasSuffix("mpirun") && !program.contains("mpiexec")
     }
 }
 
-/// The MPI rank of a process started by mpirun (from its environment), if it has one.
+/// The MPI rank of a process started by the launcher (from its environment), if it has one.
 public func mpiRank(of pid: Int32) -> Int? {
     guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
-    let prefix = "OMPI_COMM_WORLD_RANK="
+    let prefix = MPIFlavour.current.rankVariable + "="
     return data.split(separator: 0).lazy.map { String(decoding: $0, as: UTF8.self) }
         .first { $0.hasPrefix(prefix) }.flatMap { Int($0.dropFirst(prefix.count)) }
 }

@@ -9,12 +9,13 @@ set -euo pipefail
 NAME=multihost LIMIT=${TEST_TIMEOUT:-300}
 . "$(dirname "$0")/harness.sh"
 HOSTS=${HOSTS:-2}
+P=${NETNS_PREFIX:-h}  # host names (scripts/netns-hosts): h1..hN unless NETNS_PREFIX says otherwise
 STEPS=${STEPS:-50}
 RSH=$ROOT/scripts/netns-rsh
 teardown() { "$ROOT/scripts/netns-hosts" down; }  # also ends processes left in h1..hN
 start=$SECONDS
 "$ROOT/scripts/netns-hosts" up "$HOSTS" >"$WORK/netns.log" 2>&1 || fail "netns-hosts up failed: $(tail -1 "$WORK/netns.log")"
-for i in $(seq 1 "$HOSTS"); do echo "h$i slots=1"; done >"$WORK/hostfile"
+for i in $(seq 1 "$HOSTS"); do echo "$P$i slots=1"; done >"$WORK/hostfile"
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 train=("$BIN" train --max-steps "$STEPS" --seed 7 --threads 1 --data-dir "$ROOT/data/mnist")
@@ -28,13 +29,13 @@ mpi=(mpirun -np "$HOSTS" --hostfile "$WORK/hostfile" --map-by node --bind-to non
      --mca mpi_yield_when_idle 1
      "${train[@]}" --run-dir "$WORK/multi")
 t0=$SECONDS
-( cd "$ROOT" && timeout -k 5 $((LIMIT / 2)) "$RSH" h1 "$(printf '%q ' "${mpi[@]}")" ) >"$WORK/multi.log" 2>&1 ||
+( cd "$ROOT" && timeout -k 5 $((LIMIT / 2)) "$RSH" "${P}1" "$(printf '%q ' "${mpi[@]}")" ) >"$WORK/multi.log" 2>&1 ||
   { tail -n 15 "$WORK/multi.log" >&2; fail "mpirun over $HOSTS namespace hosts failed (log $WORK/multi.log)"; }
 echo "$HOSTS ranks on h1..h$HOSTS: $((SECONDS - t0)) s; $(grep 'test accuracy' "$WORK/multi.log" | tail -1)"
 t0=$SECONDS
 # the single process runs on h1 too, so its singleton MPI runtime only sees lo and 10.200.0.1;
 # with one thread per host it cuts each batch as the ranks do (see README, "Same model on N ranks")
-( cd "$ROOT" && timeout -k 5 $((LIMIT / 2)) "$RSH" h1 "$(printf '%q ' "${train[@]}" --threads "$HOSTS" --run-dir "$WORK/single")" ) >"$WORK/single.log" 2>&1 ||
+( cd "$ROOT" && timeout -k 5 $((LIMIT / 2)) "$RSH" "${P}1" "$(printf '%q ' "${train[@]}" --threads "$HOSTS" --run-dir "$WORK/single")" ) >"$WORK/single.log" 2>&1 ||
   { tail -n 15 "$WORK/single.log" >&2; fail "single-process run failed (log $WORK/single.log)"; }
 echo "1 process: $((SECONDS - t0)) s; $(grep 'test accuracy' "$WORK/single.log" | tail -1)"
 

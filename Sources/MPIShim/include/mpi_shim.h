@@ -14,6 +14,9 @@ enum dpt_op { DPT_SUM = 0, DPT_MAX = 1, DPT_MIN = 2 };
 /// such as BLAS or a watchdog never do) and sets MPI_ERRORS_RETURN on the world.
 int dpt_init(int *rank, int *size, int *local_rank, int *local_size);
 int dpt_finalize(void);
+/// The MPI library's first line of MPI_Get_library_version ("Open MPI v4.1.4, …", "MPICH
+/// Version: 4.0.2"), NUL-terminated. Callable before dpt_init.
+void dpt_library_version(char *out, int capacity);
 /// 1 if MPI_Init has run and MPI_Finalize has not.
 int dpt_is_active(void);
 

@@ -97,6 +97,11 @@ extension Trainer {
     }
 
     private func loadWeights(_ path: String) throws {
+        if path.hasSuffix(".keras") {
+            let user = try UserModel(path: path)
+            try user.keras.graph.checkInput(matches: data.shape, file: path)
+            return try user.loadWeights(into: network)
+        }
         let file = try SafeTensors(path: path)
         try ModelFile.model(of: file, name: path)?.checkInput(matches: data.shape, file: path)
         try ModelFile.load(file, into: network, name: path)

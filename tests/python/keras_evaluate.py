@@ -90,7 +90,9 @@ def main():
         fail(args.model, f"{classes} outputs, but the labels go up to {int(labels.max())}")
     y = np.eye(classes, dtype=np.float32)[labels]
 
-    model.compile(optimizer=model.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    # An uncompiled file (no compile_config) has no optimizer; evaluate needs none, compile does.
+    model.compile(optimizer=getattr(model, "optimizer", None) or "sgd",
+                  loss="categorical_crossentropy", metrics=["accuracy"])
     scores = model.evaluate(x, y, batch_size=args.batch_size, verbose=0, return_dict=True)
     print(json.dumps({"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"]),
                       "examples": len(x), "pixels": pixels}))

@@ -9,16 +9,21 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // System libraries, found through pkg-config.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "SystemZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         // The only code that includes mpi.h; exposes plain C functions to Swift.
         .target(name: "MPIShim", dependencies: ["CMPI"]),
 
-        .target(name: "Datasets", dependencies: ["CZlib"]),
+        // PNG and JPEG decoding in C: libjpeg reports errors by longjmp, which Swift cannot catch.
+        .target(name: "ImageDecoders", dependencies: ["CPNG", "CJPEG"]),
+        .target(name: "Datasets", dependencies: ["SystemZlib", "ImageDecoders", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // The conv kernels: C with intrinsics per instruction set, chosen at run time.
         .target(name: "CKernels"),
         .target(name: "NN", dependencies: ["CBLAS", "CKernels"]),

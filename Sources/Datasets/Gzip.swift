@@ -1,4 +1,4 @@
-import CZlib
+import SystemZlib
 
 /// Gunzips a whole buffer. Foundation on Linux cannot, so this is zlib's inflate.
 enum Gzip {

@@ -73,7 +73,7 @@ public func trainingFLOP(_ architecture: Architecture) throws -> Int {
 public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communicator) throws -> BenchmarkReport {
     BLAS.setThreads(1)
     var training = config.training
-    let data = try Dataset(directory: training.dataDirectory ?? Dataset.defaultDirectory())
+    let data = try Dataset(path: training.dataDirectory, loading: training.dataLoading)
     training.architecture = try training.architecture.fitted(to: data.shape)
     if let perRank = training.perRankBatch { training.batchSize = perRank * comm.size }
     let architecture = training.architecture

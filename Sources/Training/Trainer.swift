@@ -50,8 +50,9 @@ public final class Trainer {
         var loaded: (TrainingConfig, Dataset, LabeledImages, LabeledImages?, Schedule)?
         do {
             var config = config
-            let data = try Dataset(directory: config.dataDirectory ?? Dataset.defaultDirectory())
+            let data = try Dataset(path: config.dataDirectory, loading: config.dataLoading)
             config.dataDirectory = data.directory
+            for warning in data.warnings { log("warning: \(warning)") }
             config.architecture = try config.architecture.fitted(to: data.shape)
             if let perRank = config.perRankBatch { config.batchSize = perRank * comm.size }
             let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)

@@ -23,7 +23,8 @@ struct Bench: ParsableCommand {
     func run() throws {
         var config = BenchmarkConfig()
         config.training.architecture = try model.layers()
-        config.training.dataDirectory = data.dataDir
+        config.training.dataDirectory = data.path
+        config.training.dataLoading = data.loading
         scaling.apply(to: &config.training)
         optimizer.apply(to: &config.training)
         config.training.threads = threads

@@ -8,7 +8,9 @@ struct Summary: ParsableCommand {
 
     func run() throws {
         do {
-            print(try model.architecture(for: try data.load().shape).summaryTable())
+            let data = try data.load()
+            print(try model.architecture(for: data.shape).summaryTable())
+            print(data.descriptionLine)
         } catch {
             fail("\(error)")
         }

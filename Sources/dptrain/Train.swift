@@ -44,7 +44,8 @@ struct Train: ParsableCommand {
     func config() throws -> TrainingConfig {
         var config = TrainingConfig()
         config.architecture = try model.layers()
-        config.dataDirectory = data.dataDir
+        config.dataDirectory = data.path
+        config.dataLoading = data.loading
         optimizer.apply(to: &config)
         scaling.apply(to: &config)
         config.epochs = epochs

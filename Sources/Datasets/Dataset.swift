@@ -62,7 +62,7 @@ public struct Dataset: Sendable {
         guard train.count > 0 else { throw DataError("\(path): the training set holds no images") }
         guard test.count > 0 else { throw DataError("\(path): the test set holds no images") }
         guard (train.height, train.width, train.channels) == (test.height, test.width, test.channels) else {
-            throw DataError("\(path): training images are \(train.imageDescription) but test images \(test.imageDescription)")
+            throw DataError("\(path): training images are \(train.imageDescription) but test images \(test.imageDescription)\(set.classNames != nil ? "; give --image-size H,W to resize them" : "")")
         }
         let classes: Int
         if let fixed = fixed ?? set.classes {

@@ -160,8 +160,7 @@ struct ImageFolderSource: DataSource {
         let mode = loading.colorMode ?? .rgb
         let train = try decodeImages(trainFiles.map(\.0), labels: trainFiles.map(\.1), colorMode: mode, imageSize: loading.imageSize,
                                      labelSource: joinPath(directory, "train"))
-        let size = loading.imageSize ?? [train.height, train.width]
-        let test = try decodeImages(testFiles.map(\.0), labels: testFiles.map(\.1), colorMode: mode, imageSize: size,
+        let test = try decodeImages(testFiles.map(\.0), labels: testFiles.map(\.1), colorMode: mode, imageSize: loading.imageSize,
                                     labelSource: joinPath(directory, "test"))
         var set = DecodedSet(train: train, test: test, classNames: classNames)
         // One split resized and the other not: give both floats, as training compares their type.

@@ -53,6 +53,6 @@ struct DataOptions: ParsableArguments {
 extension Dataset {
     /// "data: PATH (cifar10): 32x32x3 images in 10 classes: airplane, …".
     var descriptionLine: String {
-        "data: \(directory) (\(format.rawValue)): \(shape)" + (classNames.map { ": " + $0.joined(separator: ", ") } ?? "")
+        "data: \(directory) (\(format.rawValue)): \(shape)" + (classNames.map { ": " + $0.joined(separator: ", ") } ?? "") + "; sha256 \(fingerprint)"
     }
 }

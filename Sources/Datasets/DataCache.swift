@@ -95,7 +95,7 @@ enum DataCache {
             return explicit
         }
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         let beside = joinPath(isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent, ".dptrain-cache")
         if usable(beside) { return beside }
         let environment = ProcessInfo.processInfo.environment

@@ -58,7 +58,7 @@ public enum DataFormat: String, Codable, CaseIterable, Sendable {
         }
         let entries = Set((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
         var found: [DataFormat] = []
-        if entries.contains(where: { $0.hasPrefix("train-images-idx") }) { found.append(.idx) }
+        if entries.contains(where: { $0.hasPrefix("train-images-idx") || $0.hasPrefix("train-labels-idx") || $0.hasPrefix("t10k-") }) { found.append(.idx) }
         if entries.contains("x_train.npy") { found.append(.npy) }
         if entries.contains("data_batch_1.bin") || entries.contains("test_batch.bin") { found.append(.cifar10) }
         if entries.contains("train.bin") && entries.contains("test.bin") { found.append(.cifar100) }

@@ -5,6 +5,10 @@ import ImageDecoders
 public struct DecodedImage: Sendable {
     public var pixels: [UInt8]
     public var height, width, channels: Int
+
+    public init(pixels: [UInt8], height: Int, width: Int, channels: Int) {
+        (self.pixels, self.height, self.width, self.channels) = (pixels, height, width, channels)
+    }
 }
 
 /// Decodes a PNG or JPEG file's bytes with libpng or libjpeg-turbo, converted to `channels`

@@ -74,7 +74,8 @@ struct DataFormatTests {
         let trained = try dptrain(["train", "--data", cifar, "--max-steps", "2", "--batch-size", "50", "--run-dir", Repo.scratch("cifar-run")])
         #expect(trained.status == 0, "\(trained)")
         // CHW planes become HWC: record 0's first pixel is (R[0], G[0], B[0]).
-        let bytes = [UInt8]([7] + (0..<3072).map { UInt8(truncatingIfNeeded: $0 / 1024 * 100 + $0 % 3) })
+        let planes: [UInt8] = (0..<3072).map { (i: Int) -> UInt8 in UInt8(i / 1024 * 100 + i % 1024 % 3) }
+        let bytes: [UInt8] = [7] + planes
         let batch = try readCIFARBatch(bytes: bytes, kind: .cifar10, name: "x")
         #expect(batch.labels == [7] && Array(batch.pixels.prefix(6)) == [0, 100, 200, 1, 101, 201], "\(Array(batch.pixels.prefix(6)))")
     }

@@ -73,6 +73,11 @@ struct DataFormatTests {
         #expect(summary.stdout.split(separator: "\n").contains { $0.hasPrefix(" conv2d (Conv2D)") && $0.contains("(None, 28, 28, 32)") && $0.hasSuffix("2,432") })
         let trained = try dptrain(["train", "--data", cifar, "--max-steps", "2", "--batch-size", "50", "--run-dir", Repo.scratch("cifar-run")])
         #expect(trained.status == 0, "\(trained)")
+        let hundred = try dptrain(["summary", "--data", Self.sets + "/cifar100"])
+        #expect(hundred.status == 0 && hundred.stdout.contains("(cifar100): 32x32x3 images in 100 classes: class00, class01"), "\(hundred)")
+        // .npy files: float32 images used as they are, uint16 N×1 labels.
+        let npy = try dptrain(["summary", "--data", Self.sets + "/npy"])
+        #expect(npy.status == 0 && npy.stdout.contains("(npy): 28x28x1 images in 10 classes"), "\(npy)")
         // CHW planes become HWC: record 0's first pixel is (R[0], G[0], B[0]).
         let planes: [UInt8] = (0..<3072).map { (i: Int) -> UInt8 in UInt8(i / 1024 * 100 + i % 1024 % 3) }
         let bytes: [UInt8] = [7] + planes

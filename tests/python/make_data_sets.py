@@ -8,6 +8,8 @@ OUT/mnist-other.npz    the same images: np.savez_compressed, big-endian int64 tr
 OUT/folders/           train/ and test/ with one folder of PNG (and some JPEG) images per class
 OUT/pngs/              single PNG files to predict, one per class, named by class
 OUT/cifar/             CIFAR-10 binary batches (data_batch_1.bin, test_batch.bin, batches.meta.txt)
+OUT/cifar100/          CIFAR-100 binary (train.bin, test.bin, fine_label_names.txt)
+OUT/npy/               x_train.npy… as float32 images and uint16 N×1 labels
 OUT/bad/               one broken input per case, named by the case
 """
 import gzip, io, os, sys, zipfile
@@ -70,6 +72,15 @@ cifar(os.path.join(out, "cifar", "test_batch.bin"), 50)
 with open(os.path.join(out, "cifar", "batches.meta.txt"), "w") as f:
     f.write("\n".join(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]) + "\n\n")
 
+# CIFAR-100 format: a coarse and a fine label byte per record; names of the fine classes.
+os.makedirs(os.path.join(out, "cifar100"), exist_ok=True)
+for name, n in (("train.bin", 200), ("test.bin", 40)):
+    fine = np.arange(n) % 100
+    records = np.concatenate([(fine // 5)[:, None], fine[:, None], rng.integers(0, 256, (n, 3072))], axis=1).astype(np.uint8)
+    records.tofile(os.path.join(out, "cifar100", name))
+with open(os.path.join(out, "cifar100", "fine_label_names.txt"), "w") as f:
+    f.write("\n".join(f"class{i:02d}" for i in range(100)) + "\n")
+
 # Broken inputs, small: each a directory or file named by its case.
 bad = os.path.join(out, "bad")
 os.makedirs(bad, exist_ok=True)
@@ -81,6 +92,10 @@ def npz(name, **arrays):
     np.savez(os.path.join(bad, name), **full)
     return os.path.join(bad, name)
 good = npz("good.npz")
+# The same arrays as four .npy files, float32 images and uint16 N×1 labels.
+os.makedirs(os.path.join(out, "npy"), exist_ok=True)
+for k, v in (("x_train", x.astype(np.float32) / 255), ("y_train", y.astype(np.uint16)[:, None]), ("x_test", x[:8].astype(np.float32) / 255), ("y_test", y[:8])):
+    np.save(os.path.join(out, "npy", k + ".npy"), v)
 raw = open(good, "rb").read()
 open(os.path.join(bad, "truncated.npz"), "wb").write(raw[: len(raw) // 2])
 # A byte of x_train's data flipped: the zip's CRC-32 catches it.

@@ -26,6 +26,8 @@ let package = Package(
         // System libraries, found through pkg-config.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "SystemZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: mpi.pkgConfig, providers: mpi.providers),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // The only code that includes mpi.h; exposes plain C functions to Swift.
@@ -33,7 +35,9 @@ let package = Package(
         // The only code that includes hdf5.h (its handles are macros over globals Swift cannot import).
         .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
 
-        .target(name: "Datasets", dependencies: ["SystemZlib"]),
+        // PNG and JPEG decoding in C: libjpeg reports errors by longjmp, which Swift cannot catch.
+        .target(name: "ImageDecoders", dependencies: ["CPNG", "CJPEG"]),
+        .target(name: "Datasets", dependencies: ["SystemZlib", "ImageDecoders", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // The conv kernels: C with intrinsics per instruction set, chosen at run time.
         .target(name: "CKernels"),
         // The model as a value: Keras's layers as a Sequential or Functional graph.

@@ -1,116 +1,120 @@
 import Foundation
 
-/// An image-classification set stored as four IDX files under the MNIST names: images
-/// N×H×W (idx3) or N×H×W×C (idx4) unsigned bytes, labels N bytes in 0…K−1. MNIST,
-/// Fashion-MNIST, KMNIST, EMNIST and a user's own data converted to IDX all load as they are;
-/// the model's input shape and class count come from here.
+/// An image-classification set, whatever it was stored as: the train and test splits, the
+/// class count and names, and a fingerprint of the decoded content. Loading picks the format's
+/// `DataSource`, decodes it once per node into a cache file, and maps that file read-only, so
+/// the ranks of a node share one copy.
 public struct Dataset: Sendable {
-    /// The files of a data directory; each may be raw or gzipped, and images may be idx3 or idx4.
-    enum File: CaseIterable {
-        case trainImages, trainLabels, testImages, testLabels
-
-        var names: [String] {
-            switch self {
-            case .trainImages: ["train-images-idx3-ubyte", "train-images-idx4-ubyte"]
-            case .trainLabels: ["train-labels-idx1-ubyte"]
-            case .testImages: ["t10k-images-idx3-ubyte", "t10k-images-idx4-ubyte"]
-            case .testLabels: ["t10k-labels-idx1-ubyte"]
-            }
-        }
-    }
-
+    /// The file or directory given.
     public let directory: String
+    public let format: DataFormat
     public let train: LabeledImages
     public let test: LabeledImages
     public let classes: Int
-    /// SHA-256 over the four raw files' sums: names the exact data a checkpoint was trained on.
+    public let classNames: [String]?
+    /// SHA-256 of the decoded content (shape, pixels, labels): the same for the same images
+    /// in the same order whichever format holds them, so a checkpoint written on the IDX copy of
+    /// MNIST resumes on its .npz copy.
     public let fingerprint: String
     /// True when every file matched the directory's SHA256SUMS.raw manifest.
     public let verifiedByManifest: Bool
+    /// Lines to print once (e.g. classes without an example).
+    public let warnings: [String]
+    /// The cache file mapped, when there is one.
+    public let cacheFile: String?
 
     public var shape: DataShape {
         DataShape(height: train.height, width: train.width, channels: train.channels, classes: classes, source: directory)
     }
 
-    /// Loads `directory`. When it has a `SHA256SUMS.raw` manifest (the embedded MNIST does),
-    /// every file must match it.
-    public init(directory: String) throws(DataError) {
-        guard FileManager.default.fileExists(atPath: directory) else { throw DataError("\(directory): no such data directory") }
-        let manifest = try Self.readManifest(directory)
-        var loaded: [File: (name: String, file: IDXFile)] = [:]
-        for kind in File.allCases {
-            let (name, file) = try Self.load(kind, from: directory)
-            if let expected = manifest?[name], expected != file.sha256 {
-                throw DataError("\(Self.path(directory, name)): SHA-256 of its content is \(file.sha256), the manifest says \(expected)")
-            }
-            loaded[kind] = (name, file)
+    public init(directory: String) throws(DataError) { try self.init(path: directory, loading: DataLoading()) }
+
+    /// Loads `path` (nil: the embedded MNIST).
+    public init(path: String?, loading: DataLoading?) throws(DataError) {
+        let path = if let path { path } else { try Self.defaultDirectory() }
+        let loading = loading ?? DataLoading()
+        let format = if let format = loading.format { format } else { try DataFormat.detect(path) }
+        let source = try Self.source(format, path: path, loading: loading)
+        let cached = try DataCache.load(source: source, format: format, path: path, loading: loading)
+        directory = path
+        self.format = format
+        (train, test, cacheFile) = (cached.train, cached.test, cached.file)
+        (classes, classNames, fingerprint) = (cached.header.classes, cached.header.classNames, cached.header.fingerprint)
+        (verifiedByManifest, warnings) = (cached.header.verifiedByManifest, cached.header.warnings)
+    }
+
+    static func source(_ format: DataFormat, path: String, loading: DataLoading) throws(DataError) -> any DataSource {
+        switch format {
+        case .idx: try IDXSource(directory: path)
+        case .npz: NumPySource(path: path, archive: true)
+        case .npy: NumPySource(path: path, archive: false)
+        case .cifar10: try CIFARSource(directory: path, kind: .cifar10)
+        case .cifar100: try CIFARSource(directory: path, kind: .cifar100)
+        case .images: try ImageFolderSource(directory: path, loading: loading)
         }
-        train = try Self.pair(loaded[.trainImages]!, loaded[.trainLabels]!, directory: directory)
-        test = try Self.pair(loaded[.testImages]!, loaded[.testLabels]!, directory: directory)
+    }
+
+    /// The checks every format shares, on the decoded set: the splits agree in shape, labels lie
+    /// in 0…K−1, and K is `--classes`, the format's own count, or the training labels' range.
+    /// Returns the class count and warnings.
+    static func check(_ set: DecodedSet, path: String, classes fixed: Int?) throws(DataError) -> (Int, [String]) {
+        let (train, test) = (set.train, set.test)
+        guard train.count > 0 else { throw DataError("\(path): the training set holds no images") }
+        guard test.count > 0 else { throw DataError("\(path): the test set holds no images") }
         guard (train.height, train.width, train.channels) == (test.height, test.width, test.channels) else {
-            throw DataError("\(directory): training images are \(train.height)x\(train.width)x\(train.channels) but test images \(test.height)x\(test.width)x\(test.channels)")
+            throw DataError("\(path): training images are \(train.imageDescription) but test images \(test.imageDescription)\(set.classNames != nil ? "; give --image-size H,W to resize them" : "")")
         }
-        // The classes are the training labels' range; a test label beyond it names a class the
-        // model never saw, which is a broken set rather than a bigger model.
-        let maxLabel = Int(train.labels.max() ?? 0)
-        guard maxLabel >= 1 else { throw DataError("\(directory): every training label is 0; a classifier needs at least 2 classes") }
-        classes = maxLabel + 1
-        let classCount = classes
-        if let bad = test.labels.firstIndex(where: { Int($0) >= classCount }) {
-            throw DataError("\(Self.path(directory, loaded[.testLabels]!.name)): label \(test.labels[bad]) at index \(bad) is outside 0-\(classCount - 1), the training labels' range")
-        }
-        self.directory = directory
-        fingerprint = SHA256.hex(Array(File.allCases.map { loaded[$0]!.file.sha256 }.joined().utf8))
-        verifiedByManifest = manifest != nil
-    }
-
-    static func path(_ directory: String, _ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
-
-    /// The first of the file's names present, raw or `.gz`.
-    private static func load(_ kind: File, from directory: String) throws(DataError) -> (String, IDXFile) {
-        for name in kind.names {
-            for candidate in [name, name + ".gz"] where FileManager.default.fileExists(atPath: path(directory, candidate)) {
-                return (name, try IDXFile(path: path(directory, candidate)))
+        let classes: Int
+        if let fixed = fixed ?? set.classes {
+            classes = fixed
+            let flag = set.classes != nil && fixed == set.classes ? "the format's \(fixed) classes" : "--classes \(fixed)"
+            for split in [train, test] {
+                if let bad = split.labels.firstIndex(where: { $0 < 0 || Int($0) >= classes }) {
+                    throw DataError("\(split.labelSource): label \(split.labels[bad]) at index \(bad) is outside 0-\(classes - 1) (\(flag))")
+                }
+            }
+        } else {
+            if let bad = train.labels.firstIndex(where: { $0 < 0 }) {
+                throw DataError("\(train.labelSource): label \(train.labels[bad]) at index \(bad) is negative")
+            }
+            // The classes are the training labels' range; a test label beyond it names a class
+            // the model never saw, which is a broken set rather than a bigger model.
+            classes = Int(train.labels.max() ?? 0) + 1
+            if let bad = test.labels.firstIndex(where: { $0 < 0 || Int($0) >= classes }) {
+                throw DataError("\(test.labelSource): label \(test.labels[bad]) at index \(bad) is outside 0-\(classes - 1), the training labels' range")
             }
         }
-        throw DataError("\(path(directory, kind.names[0]))(.gz): no such file (the data directory needs train/t10k images and labels under the MNIST names)")
+        guard classes >= 2 else { throw DataError("\(train.labelSource): every training label is 0; a classifier needs at least 2 classes") }
+        if let names = set.classNames, names.count != classes {
+            throw DataError("\(path): names \(names.count) classes but the labels need \(classes)")
+        }
+        var seen = [Bool](repeating: false, count: classes)
+        for label in train.labels { seen[Int(label)] = true }
+        let empty = seen.indices.filter { !seen[$0] }
+        var warnings: [String] = []
+        if !empty.isEmpty {
+            let listed = empty.prefix(10).map { c in set.classNames.map { "\(c) (\($0[c]))" } ?? "\(c)" }.joined(separator: ", ")
+            warnings.append("\(train.labelSource): no training example of class\(empty.count > 1 ? "es" : "") \(listed)\(empty.count > 10 ? ", …" : "") of 0-\(classes - 1); give --classes K if the count is right, or fix the labels")
+        }
+        return (classes, warnings)
     }
 
-    private static func pair(_ images: (name: String, file: IDXFile), _ labels: (name: String, file: IDXFile),
-                             directory: String) throws(DataError) -> LabeledImages {
-        let imagePath = path(directory, images.name), labelPath = path(directory, labels.name)
-        let dims = images.file.dimensions
-        guard dims.count == 3 || dims.count == 4 else {
-            throw DataError("\(imagePath): expected 3 or 4 dimensions (count, height, width[, channels]), found \(dims.count)")
+    /// SHA-256 of what training sees: the image shape and pixel type, then each split's pixels
+    /// and little-endian Int32 labels.
+    static func fingerprint(_ set: DecodedSet) -> String {
+        var hasher = SHA256()
+        hasher.update(Array("dptrain-data-v1 \(set.train.imageDescription) \(set.train.pixelType.rawValue)\n".utf8))
+        for split in [set.train, set.test] {
+            hasher.update(Array("\(split.count)\n".utf8))
+            hasher.update(split.pixels)
+            split.labels.withUnsafeBytes { hasher.update($0) }
         }
-        guard labels.file.dimensions.count == 1 else {
-            throw DataError("\(labelPath): expected 1 dimension (count), found \(labels.file.dimensions.count)")
-        }
-        guard dims[0] == labels.file.dimensions[0] else {
-            throw DataError("\(labelPath): holds \(labels.file.dimensions[0]) labels but \(images.name) holds \(dims[0]) images")
-        }
-        guard dims[0] > 0 else { throw DataError("\(imagePath): holds no images") }
-        guard dims.dropFirst().allSatisfy({ $0 > 0 }) else { throw DataError("\(imagePath): has an empty image shape \(Array(dims.dropFirst()))") }
-        return LabeledImages(images: images.file.bytes, labels: labels.file.bytes, count: dims[0],
-                             height: dims[1], width: dims[2], channels: dims.count == 4 ? dims[3] : 1)
-    }
-
-    /// `SHA256SUMS.raw` lines: "<hex>  <name>".
-    private static func readManifest(_ directory: String) throws(DataError) -> [String: String]? {
-        let manifestPath = path(directory, "SHA256SUMS.raw")
-        guard let text = try? String(contentsOfFile: manifestPath, encoding: .utf8) else { return nil }
-        var sums: [String: String] = [:]
-        for line in text.split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard parts.count == 2, parts[0].count == 64 else { throw DataError("\(manifestPath): malformed line '\(line)'") }
-            sums[String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: "*"))] = String(parts[0])
-        }
-        return sums
+        return hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }
 
 extension Dataset {
-    /// Where the embedded MNIST is looked for when no `--data-dir` is given, in order:
+    /// Where the embedded MNIST is looked for when no `--data` is given, in order:
     /// `$DPTRAIN_DATA`; `data/mnist` beside the executable or in one of its parent directories
     /// (a build inside a clone); `share/dptrain/mnist` there (an installed layout); then the
     /// working directory. So `dptrain train` works from any directory.
@@ -125,7 +129,7 @@ extension Dataset {
             url.deleteLastPathComponent()
         }
         candidates.append("data/mnist")
-        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: path($0, "SHA256SUMS.raw")) }) { return found }
+        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: joinPath($0, "SHA256SUMS.raw")) }) { return found }
         throw DataError("no data directory given and the embedded MNIST (data/mnist) is not beside \(executable): pass --data-dir DIR, set DPTRAIN_DATA, or download it with scripts/fetch-mnist DIR")
     }
 

@@ -54,7 +54,7 @@ public struct BenchmarkReport: Codable, Sendable {
 public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communicator) throws -> BenchmarkReport {
     BLAS.setThreads(1)
     var training = config.training
-    let data = try Dataset(directory: training.dataDirectory ?? Dataset.defaultDirectory())
+    let data = try Dataset(path: training.dataDirectory, loading: training.dataLoading)
     if training.modelFile == nil {
         training.model = try training.model.fitted(to: data.shape)
     } else {

@@ -50,8 +50,9 @@ public final class Trainer {
         var loaded: (TrainingConfig, Dataset, LabeledImages, LabeledImages?, Schedule)?
         do {
             var config = config
-            let data = try Dataset(directory: config.dataDirectory ?? Dataset.defaultDirectory())
+            let data = try Dataset(path: config.dataDirectory, loading: config.dataLoading)
             config.dataDirectory = data.directory
+            for warning in data.warnings { log("warning: \(warning)") }
             if config.modelFile == nil {
                 config.model = try config.model.fitted(to: data.shape)
             } else {

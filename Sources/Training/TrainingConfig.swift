@@ -1,3 +1,4 @@
+import Datasets
 import NN
 
 /// Everything that defines a training run: the one source of defaults (the command line reads
@@ -10,6 +11,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var modelFile: String?
     /// nil: the embedded MNIST, wherever the binary runs from (`Dataset.defaultDirectory`).
     public var dataDirectory: String?
+    /// How the data is read (format, colour mode, image size, classes, cache); nil: the defaults.
+    public var dataLoading: DataLoading?
     public var epochs = 5
     /// The global batch. With `perRankBatch` it is set at start-up to perRankBatch × ranks.
     public var batchSize = 100

@@ -24,7 +24,8 @@ struct Bench: ParsableCommand {
     func run() throws {
         var config = BenchmarkConfig()
         config.training.model = try model.layers().graph()
-        config.training.dataDirectory = data.dataDir
+        config.training.dataDirectory = data.path
+        config.training.dataLoading = data.loading
         scaling.apply(to: &config.training)
         do { _ = try modelFile.apply(to: &config.training, optimizer: optimizer) } catch { fail("\(error)") }
         config.training.threads = threads

@@ -5,7 +5,7 @@ import Foundation
 struct DPTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dptrain",
-        abstract: "Data-parallel CNN training on IDX image sets (MNIST by default): run it alone or under mpirun/srun.",
+        abstract: "Data-parallel CNN training on image sets (IDX, NumPy, CIFAR, PNG/JPEG folders; MNIST by default): run it alone or under mpirun/srun.",
         subcommands: [Summary.self, Train.self, Evaluate.self, Predict.self, Plot.self, Bench.self])
 
     /// ArgumentParser prints usage after an error; users asked for one line naming the flag.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import ModelFiles
 import Training
 
 struct Evaluate: ParsableCommand {
@@ -26,36 +27,42 @@ struct Predict: ParsableCommand {
         abstract: "Print the predicted class of each image; with labels, the accuracy and a confusion matrix.")
     @OptionGroup var model: ModelOptions
     @Option(name: .customLong("model"), help: "A model.safetensors or a checkpoint.") var modelFile: String
-    @Option(help: "An IDX file of images, N×H×W or N×H×W×C (raw or .gz).") var images: String
-    @Option(help: "An IDX file of their labels.") var labels: String?
+    @Option(parsing: .upToNextOption,
+            help: "Images to classify: PNG/JPEG files (converted to the model's channels and size unless --color-mode / --image-size say otherwise), or one IDX or .npy array N×H×W[×C]. Without it, the test set of --data.")
+    var images: [String] = []
+    @Option(help: "Labels of --images: an IDX or .npy file.") var labels: String?
+    @OptionGroup var data: DataOptions
 
     func run() throws {
         do {
-            let imageFile = try IDXFile(path: images)
-            let dims = imageFile.dimensions
-            guard dims.count == 3 || dims.count == 4 else {
-                throw DataError("\(images): expected 3 or 4 dimensions (count, height, width[, channels]), found \(dims.count)")
+            let set: LabeledImages, truth: [Int32]?, source: String
+            if images.isEmpty {
+                let dataset = try data.load()
+                (set, truth, source) = (dataset.test, Array(dataset.test.labels), dataset.directory)
+            } else {
+                // The input (height, width, channels) the model file records.
+                let recorded = modelFile.hasSuffix(".keras") ? try UserModel(path: modelFile).keras.graph.input
+                    : try ModelFile.model(of: SafeTensors(path: modelFile), name: modelFile)?.input
+                let mode = data.colorMode ?? recorded.flatMap { input in ColorMode.allCases.first { $0.channels == input[2] } }
+                let size = data.imageSize?.values ?? recorded.map { Array($0.prefix(2)) }
+                set = try readImageFiles(images, colorMode: mode, imageSize: size)
+                source = images.count == 1 ? images[0] : "\(images[0]) and \(images.count - 1) more"
+                truth = try labels.map { path throws -> [Int32] in
+                    let values = try readLabelFile(path)
+                    guard values.count == set.count else { throw DataError("\(path): holds \(values.count) labels for \(set.count) images") }
+                    return values
+                }
             }
-            let shape = DataShape(height: dims[1], width: dims[2], channels: dims.count == 4 ? dims[3] : 1, classes: nil, source: images)
+            let shape = DataShape(height: set.height, width: set.width, channels: set.channels, classes: nil, source: source)
             let network = try loadModel(modelFile, for: shape, fallback: try model.layers().graph(), maxBatch: 500)
             let classes = network.classes
-            let count = dims[0]
-            var truth: [UInt8]?
-            if let labels {
-                let labelFile = try IDXFile(path: labels)
-                guard labelFile.dimensions == [count] else {
-                    throw DataError("\(labels): holds \(labelFile.dimensions.first ?? 0) labels for \(count) images")
-                }
-                if let bad = labelFile.bytes.firstIndex(where: { Int($0) >= classes }) {
-                    throw DataError("\(labels): label \(labelFile.bytes[bad]) at index \(bad) is outside 0-\(classes - 1)")
-                }
-                truth = labelFile.bytes
+            if let truth, let bad = truth.firstIndex(where: { $0 < 0 || Int($0) >= classes }) {
+                throw DataError("\(labels ?? source): label \(truth[bad]) at index \(bad) is outside 0-\(classes - 1)")
             }
-            let set = LabeledImages(images: imageFile.bytes, labels: truth ?? [UInt8](repeating: 0, count: count),
-                                    count: count, height: shape.height, width: shape.width, channels: shape.channels)
             let predictions = network.classify(set)
             print(predictions.map(String.init).joined(separator: "\n"))
             guard let truth else { return }
+            let count = set.count
             var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
             for (p, t) in zip(predictions, truth) { confusion[Int(t)][p] += 1 }
             let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }

@@ -92,10 +92,3 @@ struct ModelFileOption: ParsableArguments {
     }
 }
 
-/// `--data-dir`, shared by every command that reads a data set.
-struct DataOptions: ParsableArguments {
-    @Option(help: "Directory with train/t10k images and labels as IDX files under the MNIST names, raw or .gz (default: the embedded MNIST).")
-    var dataDir: String?
-
-    func load() throws -> Dataset { try Dataset(directory: dataDir ?? Dataset.defaultDirectory()) }
-}

@@ -10,7 +10,9 @@ struct Summary: ParsableCommand {
     func run() throws {
         do {
             guard let path = modelFile.path else {
-                print(try model.graph(for: try data.load().shape).summaryTable())
+                let data = try data.load()
+                print(try model.graph(for: data.shape).summaryTable())
+                print(data.descriptionLine)
                 return
             }
             print(try UserModel(path: path).keras.graph.summaryTable())

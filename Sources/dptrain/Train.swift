@@ -48,7 +48,8 @@ struct Train: ParsableCommand {
     mutating func config() throws -> TrainingConfig {
         var config = TrainingConfig()
         config.model = try model.layers().graph()
-        config.dataDirectory = data.dataDir
+        config.dataDirectory = data.path
+        config.dataLoading = data.loading
         notes = try modelFile.apply(to: &config, optimizer: optimizer)
         scaling.apply(to: &config)
         config.epochs = epochs

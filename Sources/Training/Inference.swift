@@ -83,6 +83,7 @@ extension Architecture {
 /// for another input shape or class count is refused naming both.
 public func loadModel(_ path: String, for shape: DataShape, fallback: Architecture, maxBatch: Int) throws -> Network {
     let file = try SafeTensors(path: path)
+    try Checkpoint.verifyChecksum(of: file, path: path)
     let architecture = try ModelFile.architecture(of: file, name: path) ?? fallback.fitted(to: shape)
     try architecture.checkInput(matches: shape, file: path)
     let network = try Network(architecture, maxBatch: maxBatch)

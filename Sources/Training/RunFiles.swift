@@ -1,3 +1,4 @@
+import Datasets
 import ModelFiles
 import NN
 
@@ -28,7 +29,9 @@ final class FinalFiles: TrainingObserver {
     init(run: RunDirectory, network: Network) { (self.run, self.network) = (run, network) }
 
     func runFinished(_ summary: RunSummary) throws {
-        try AtomicFile.write(try ModelFile.tensors(of: network).serialized(), to: run.model)
+        var model = try ModelFile.tensors(of: network)
+        model.metadata[Checkpoint.checksumKey] = SHA256.hex(model.dataSection)
+        try AtomicFile.write(try model.serialized(), to: run.model)
         try AtomicFile.write(try ModelFile.encode(summary) + "\n", to: run.summaryJSON)
     }
 }

@@ -32,6 +32,8 @@ public final class Trainer {
     var bestWeights: [Float]?
     var state = RunState()
     var resumeChanges: [SettingChange] = []
+    /// Rank 0: the run directory is this run's until the process ends.
+    var runLock: RunLock?
     /// Early stopping ended the run at the last epoch end.
     var stoppedEarly = false
     let log: (String) -> Void
@@ -137,6 +139,7 @@ public final class Trainer {
         reduced.timings.start = stepStart
 
         state.epochTotals += reduced.totals
+        state.epochLearningRates.append(learningRate)
         state.stepInEpoch += 1
         state.globalStep += 1
         state.epochSeconds = end - epochStart
@@ -153,10 +156,9 @@ public final class Trainer {
     /// with more steps continues the same run.
     private func endEpoch(stepsInEpoch: Int, seconds: Double, reduceSeconds: Double) throws -> EpochMetrics {
         let means = state.epochTotals.means
-        let firstStep = state.globalStep - state.stepInEpoch
         var row = EpochMetrics(epoch: state.epoch, loss: means.loss, accuracy: means.accuracy, steps: state.stepInEpoch, seconds: seconds,
                                imagesPerSecond: Double(state.epochTotals.count) / max(seconds, 1e-9), allreduceSeconds: reduceSeconds,
-                               learningRates: (firstStep..<state.globalStep).map { Double(schedule.learningRate(atStep: $0)) })
+                               learningRates: state.epochLearningRates.map(Double.init))
         let finished = state.stepInEpoch == stepsInEpoch
         try observation.epochEnded(&row)
         if let validationSet {
@@ -166,6 +168,7 @@ public final class Trainer {
         }
         if finished {
             (state.epoch, state.stepInEpoch, state.epochTotals, state.epochSeconds) = (state.epoch + 1, 0, Totals(), 0)
+            state.epochLearningRates = []
         } else {
             state.epochSeconds = seconds
         }

@@ -57,6 +57,10 @@ public final class Trainer {
             config.architecture = try config.architecture.fitted(to: data.shape)
             if let perRank = config.perRankBatch { config.batchSize = perRank * comm.size }
             let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)
+            guard config.batchSize <= train.count else {
+                let flag = config.perRankBatch == nil ? "--batch-size: \(config.batchSize)" : "--per-rank-batch: \(config.perRankBatch!) × \(comm.size) ranks"
+                throw TrainingError("\(flag) is more than the \(train.count) training examples; an epoch would be one step")
+            }
             guard config.batchSize >= comm.size else {
                 throw TrainingError("--batch-size: \(config.batchSize) is smaller than the \(comm.size) ranks; every rank needs an example")
             }
@@ -98,6 +102,10 @@ public final class Trainer {
         try Self.agree(comm, failure, phase: "start-up")
         try broadcastState()
         try observation.start { [unowned self] in self.state.globalStep + 1 }
+        if let asked = self.config.threads, workers.count < asked {
+            let share = self.config.reduction == .exact ? "micro-shards of \(self.config.shardSize) examples" : "examples"
+            log("note: --threads \(asked): \(workers.count) run per rank (a rank's part of each step is \(workers.count) \(share))")
+        }
         if let resumedFrom {
             log("resumed from \(resumedFrom) at epoch \(state.epoch + 1), step \(state.stepInEpoch) (global step \(state.globalStep))")
             for change in resumeChanges { log("note: \(change.setting) changed on resume: \(change.old) -> \(change.new)") }
@@ -131,7 +139,13 @@ public final class Trainer {
     func step(_ batch: ArraySlice<Int32>, stepsInEpoch: Int, epochStart: Double) throws -> StepReport {
         let learningRate = schedule.learningRate(atStep: state.globalStep)
         let stepStart = MonotonicClock.now - observation.origin
-        var reduced = try reduction.step(batch, from: trainSet, stop: StopSignal.isRaised)
+        var reduced: ReducedStep
+        do { reduced = try reduction.step(batch, from: trainSet, stop: StopSignal.isRaised) } catch let failure as AgreedFailure {
+            // A diverged step: say which step and at what rate, so the user knows what to lower.
+            throw AgreedFailure(rank: failure.rank, phase: failure.phase, localError: failure.localError.map {
+                TrainingError("step \(state.globalStep + 1) (learning rate \(learningRate)): \($0)")
+            })
+        }
         let updateStart = MonotonicClock.now
         optimizer.update(network.parameters, gradients: UnsafeBufferPointer(reduction.gradients), learningRate: learningRate)
         let end = MonotonicClock.now

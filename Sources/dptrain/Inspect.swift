@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import ModelFiles
 import Training
 
 struct Evaluate: ParsableCommand {
@@ -12,6 +13,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         do {
             let data = try data.load()
+            try ModelOptions.refuseFlags(with: modelFile)
             let network = try loadModel(modelFile, for: data.shape, fallback: try model.layers(), maxBatch: 500)
             let test = network.score(data.test)
             print("test loss: \(String(format: "%.4f", test.loss)) - test accuracy: \(String(format: "%.4f", test.accuracy))")
@@ -31,6 +33,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         do {
+            try ModelOptions.refuseFlags(with: modelFile)
             let imageFile = try IDXFile(path: images)
             let dims = imageFile.dimensions
             guard dims.count == 3 || dims.count == 4 else {
@@ -66,5 +69,17 @@ struct Predict: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+    }
+}
+
+extension ModelOptions {
+    static let flags = ["--filters", "--kernel-size", "--strides", "--padding", "--pool-size", "--dense"]
+
+    /// Model flags describe a file from elsewhere; for a file that records its architecture they
+    /// would be ignored, so they are refused.
+    static func refuseFlags(with file: String) throws {
+        let given = CommandLine.arguments.first { argument in flags.contains { argument == $0 || argument.hasPrefix($0 + "=") } }
+        guard let given, (try? SafeTensors.metadata(atPath: file))?[ModelFile.architectureKey] != nil else { return }
+        throw ValidationError("\(given.split(separator: "=")[0]): does not apply: \(file) records its architecture")
     }
 }

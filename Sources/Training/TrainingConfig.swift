@@ -82,9 +82,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
         var settings: [String: String] = [:]
         func add(_ value: Any, key: String) {
+            if Self.notSettings.contains(key) { return }
             if let nested = value as? [String: Any] {
                 for (inner, value) in nested { add(value, key: inner) }
-            } else if !Self.notSettings.contains(key) {
+            } else {
                 settings[Self.flag(key)] = Self.text(value)
             }
         }

@@ -138,3 +138,31 @@ struct FaultTests {
         #expect(twice.status != 0 && lines == ["dptrain: error: --epochs: must be at least 1, got 0"], "\(twice)")
     }
 }
+
+/// SIGTERM to mpirun, what users' `kill` and many schedulers send. Open MPI 4.1's mpirun cannot
+/// forward it: it sends the ranks SIGCONT, then SIGTERM `odls_base_sigkill_timeout` (1 s) later,
+/// then SIGKILL as long again after that, and exits 1 whatever the ranks return. The ranks take
+/// the stop path in that second: rank 0 writes a checkpoint and says so, and the run resumes.
+@Suite(.serialized)
+struct LauncherSignalTests {
+    @Test func sigtermToMpirunLeavesACheckpoint() throws {
+        let dir = Repo.scratch("sigterm")
+        let job = try RunningProcess(command(["train", "--epochs", "2", "--checkpoint-every", "20", "--run-dir", dir], ranks: 2), environment: Repo.mpiEnvironment)
+        #expect(job.waitUntil(timeout: 60) { !FaultTests.checkpoints(dir).isEmpty }, "no checkpoint: \(job.stderr)")
+        let before = FaultTests.checkpoints(dir)
+        let sent = Date()
+        kill(job.pid, SIGTERM)
+        let stopped = job.wait(timeout: 30)
+        let seconds = Date().timeIntervalSince(sent)
+        #expect(stopped.status == 1 && !stopped.timedOut, "Open MPI 4.1's mpirun exits 1 after a SIGTERM: \(stopped)")
+        #expect(stopped.stdout.contains("stopping on a signal: checkpoint"), "\(stopped)")
+        #expect(!stopped.stderr.contains("error"), "\(stopped.stderr)")
+        let written = FaultTests.checkpoints(dir).filter { !before.contains($0) }
+        #expect(written.count >= 1, "no checkpoint written on the stop")
+        #expect(seconds < 6, "mpirun took \(seconds)s")
+        print("SIGTERM to mpirun: status \(stopped.status) after \(String(format: "%.2f", seconds))s, checkpoint \(written.last ?? "none")")
+        let step = written.last.flatMap { Int($0.dropFirst(5).prefix(9)) } ?? 0
+        let resumed = try dptrain(["train", "--epochs", "2", "--checkpoint-every", "20", "--max-steps", "\(step + 2)", "--resume", "auto", "--run-dir", dir], ranks: 2)
+        #expect(resumed.status == 0 && resumed.stdout.contains("resumed from \(written.last ?? "?")"), "\(resumed)")
+    }
+}

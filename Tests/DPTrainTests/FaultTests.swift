@@ -140,7 +140,7 @@ struct FaultTests {
 }
 
 /// SIGTERM to mpirun, what users' `kill` and many schedulers send. Open MPI 4.1's mpirun cannot
-/// forward it: it sends the ranks SIGCONT, then SIGTERM `odls_base_sigkill_timeout` (1 s) later,
+/// forward it: it sends the ranks SIGTERM `odls_base_sigkill_timeout` (1 s) later,
 /// then SIGKILL as long again after that, and exits 1 whatever the ranks return. The ranks take
 /// the stop path in that second: rank 0 writes a checkpoint and says so, and the run resumes.
 @Suite(.serialized)

@@ -117,6 +117,25 @@ struct FaultTests {
         #expect(line.hasPrefix("dptrain: error: step ") && line.contains("(learning rate 1000.0)") && line.contains("diverged (lower --lr)"), "\(line)")
     }
 
+    /// Headers whose sizes multiply past Int used to crash the readers (an arithmetic-overflow
+    /// trap; found by scripts/fuzz, whose seeds keep the IDX cases): one line instead.
+    @Test func overflowingHeadersAreRefusedNotCrashed() throws {
+        for seed in ["idx-overflowing-dims-idx3-ubyte", "idx-zero-and-overflowing-dims-idx3-ubyte"] {
+            let images = Repo.root.appendingPathComponent("Tests/Fuzz/seeds/" + seed).path
+            let result = try dptrain(["predict", "--model", Repo.root.appendingPathComponent("Tests/Fuzz/seeds/tiny-model.safetensors").path, "--images", images])
+            #expect(result.status == 1 && result.stderrLines.count == 1 && result.stderr.hasPrefix("dptrain: error: \(images): "), "\(result)")
+        }
+        let dir = Repo.scratch("overflow")
+        for (name, shape, end) in [("huge", "[4294967296,4294967296]", 4), ("empty", "[4294967296,4294967296,0]", 0)] {
+            var header = Array("{\"t\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[0,\(end)]}}".utf8)
+            while header.count % 8 != 0 { header.append(0x20) }
+            let file = "\(dir)/\(name).safetensors"
+            try Data(withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header + [UInt8](repeating: 0, count: end)).write(to: URL(fileURLWithPath: file))
+            let result = try dptrain(["evaluate", "--model", file])
+            #expect(result.status == 1 && result.stderrLines.count == 1 && result.stderr.hasPrefix("dptrain: error: \(file): "), "\(result)")
+        }
+    }
+
     /// Input that used to be ignored or answered with Foundation's error codes.
     @Test func plainMessagesForWhatWasSilent() throws {
         let kernels = try run([Repo.dptrain, "summary"], environment: ["DPTRAIN_KERNELS": "bogus"])

@@ -9,6 +9,9 @@ import MPIShim
 /// first sends rank 0 an "arrived" note carrying the collective's sequence number (the same on
 /// every rank, since all ranks run the same collectives) and, while it waits, the same note
 /// every heartbeat; rank 0's StallInspector names the ranks that did not arrive or fell silent.
+/// Rank 0 sends every peer the same notes, so that with a shutdown time each peer also ends the
+/// job when rank 0 itself is silent that long (stopped, or its node gone quiet): the watchdog
+/// has no single point that can hang it.
 final class WatchedCollective {
     struct Watch {
         var inspector: StallInspector
@@ -22,6 +25,8 @@ final class WatchedCollective {
     private(set) var sequence: Int64 = 0
     /// Rank 0: each peer's newest note, how many notes came, and when the last one came.
     private var latest: [Int64], received: [Int64], lastHeard: [Double]
+    /// A peer: rank 0's newest note and how many came.
+    private var rootLatest: Int64 = 0, rootReceived: Int64 = 0
 
     init(rank: Int, size: Int) {
         (self.rank, self.size) = (rank, size)
@@ -31,11 +36,13 @@ final class WatchedCollective {
     func run(_ start: () -> Int32) throws {
         if watch != nil {
             sequence += 1
-            if rank != 0 { try MPICommunicator.check(dpt_note_send(sequence, 1), "MPI_Isend") }
+            try send(must: true)
         }
         try MPICommunicator.check(start(), "MPI_Iallreduce")
         var began = Self.now
         var lastBeat = began, lastPoll = began, lastLoop = began
+        /// A peer: when rank 0 was last heard from (or this rank arrived).
+        var rootHeard = began
         var warned = false, polls = 0
         while true {
             var done: Int32 = 0
@@ -44,15 +51,28 @@ final class WatchedCollective {
             if let watch {
                 let now = Self.now, beat = watch.inspector.heartbeat
                 // Time this rank itself did not run (stopped, starved) is nobody else's stall.
-                if now - lastLoop > Self.absence { began += now - lastLoop }
+                if now - lastLoop > Self.absence {
+                    began += now - lastLoop
+                    rootHeard += now - lastLoop
+                }
                 lastLoop = now
-                if rank != 0 && now - lastBeat >= beat {
-                    try MPICommunicator.check(dpt_note_send(sequence, 0), "MPI_Isend")
+                if now - lastBeat >= beat {
+                    try send(must: false)
                     lastBeat = now
                 }
-                if rank == 0 && now - lastPoll >= beat / 2 {
-                    try poll()
+                if now - lastPoll >= beat / 2 {
+                    if rank == 0 {
+                        try poll()
+                    } else if try pollRoot() {
+                        rootHeard = now
+                    }
                     lastPoll = now
+                }
+                // Rank 1 speaks first; the others a second later, by when it has usually ended the job.
+                if rank != 0, let shutdown = watch.inspector.shutdown, now - rootHeard >= shutdown + (rank == 1 ? 0 : 1) {
+                    let arrived = rootLatest >= sequence
+                    let line = watch.inspector.message(step: watch.step(), missing: arrived ? [] : [0], silent: arrived ? [0] : [], waited: now - rootHeard)
+                    throw CommunicatorError("stall: \(line); ending the job (--stall-timeout)")
                 }
                 if rank == 0 {
                     switch watch.inspector.verdict(waited: now - began, warned: warned) {
@@ -69,7 +89,22 @@ final class WatchedCollective {
             polls += 1
         }
         // Drain the notes every step, so none pile up in MPI's unexpected-message queue.
-        if rank == 0, watch != nil { try poll() }
+        if watch != nil {
+            if rank == 0 { try poll() } else { _ = try pollRoot() }
+        }
+    }
+
+    /// "Arrived at this collective" (`must`) or "still here": rank 0 to every peer, a peer to rank 0.
+    private func send(must: Bool) throws {
+        let rc = rank == 0 ? dpt_root_note_send(sequence, must ? 1 : 0) : dpt_note_send(sequence, must ? 1 : 0)
+        try MPICommunicator.check(rc, "MPI_Isend")
+    }
+
+    /// A peer: takes in rank 0's notes; true when any came.
+    private func pollRoot() throws -> Bool {
+        let before = rootReceived
+        try MPICommunicator.check(dpt_root_notes_poll(&rootLatest, &rootReceived), "MPI_Test")
+        return rootReceived != before
     }
 
     private func describe(_ watch: Watch, waited: Double) throws -> String {

@@ -41,7 +41,13 @@ public struct IDXFile {
             let o = 4 + 4 * d
             dimensions.append(Int(raw[o]) << 24 | Int(raw[o + 1]) << 16 | Int(raw[o + 2]) << 8 | Int(raw[o + 3]))
         }
-        let expected = headerLength + dimensions.reduce(1, *)
+        // Sizes up to 2^32 each: their product can overflow Int (found by scripts/fuzz), so it
+        // is bounded in floating point first; below 2^62 (or with a zero) it fits.
+        let size = dimensions.reduce(1.0) { $0 * Double($1) }
+        guard size < 0x1p62 || dimensions.contains(0) else {
+            throw DataError("\(name): truncated: \(raw.count) bytes where the header \(dimensions) needs \(String(format: "%.3g", size))")
+        }
+        let expected = headerLength + (dimensions.contains(0) ? 0 : dimensions.reduce(1, *))
         guard raw.count == expected else {
             throw DataError("\(name): \(raw.count < expected ? "truncated" : "has trailing bytes"): \(raw.count) bytes where the header \(dimensions) needs \(expected)")
         }

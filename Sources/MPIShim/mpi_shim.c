@@ -103,11 +103,27 @@ static int post_receive(int peer) {
     return MPI_Irecv(&note_values[peer], 1, MPI_INT64_T, peer, NOTE_TAG, MPI_COMM_WORLD, &note_receives[peer]);
 }
 
+// The other way: rank 0 tells every peer it arrived and is still there, so a peer can tell a
+// silent rank 0 (stopped, swapped out) and end the job. Own tag, so the two never mix.
+enum { ROOT_NOTE_TAG = 7302 };
+static MPI_Request *root_sends = NULL;    // rank 0: one per peer (index = rank)
+static int64_t *root_send_values = NULL;  // rank 0: their buffers
+static MPI_Request root_receive = MPI_REQUEST_NULL;  // a peer: the receive from rank 0
+static int64_t root_value = 0, root_latest = 0;
+
+static int post_root_receive(void) {
+    return MPI_Irecv(&root_value, 1, MPI_INT64_T, 0, ROOT_NOTE_TAG, MPI_COMM_WORLD, &root_receive);
+}
+
 int dpt_notes_open(void) {
     int rc;
     MPI_Comm_rank(MPI_COMM_WORLD, &notes_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &notes_size);
-    if (notes_rank != 0) return MPI_SUCCESS;
+    if (notes_rank != 0) return post_root_receive();
+    root_sends = malloc(sizeof(MPI_Request) * (size_t)notes_size);
+    root_send_values = calloc((size_t)notes_size, sizeof(int64_t));
+    if (!root_sends || !root_send_values) return MPI_ERR_NO_MEM;
+    for (int peer = 0; peer < notes_size; peer++) root_sends[peer] = MPI_REQUEST_NULL;
     note_receives = malloc(sizeof(MPI_Request) * (size_t)notes_size);
     note_values = calloc((size_t)notes_size, sizeof(int64_t));
     note_latest = calloc((size_t)notes_size, sizeof(int64_t));
@@ -131,6 +147,36 @@ int dpt_note_send(int64_t sequence, int must) {
     return MPI_Isend(&note_send_value, 1, MPI_INT64_T, 0, NOTE_TAG, MPI_COMM_WORLD, &note_send_request);
 }
 
+int dpt_root_note_send(int64_t sequence, int must) {
+    for (int peer = 1; peer < notes_size; peer++) {
+        int rc, done = 0;
+        if (must) {
+            rc = MPI_Wait(&root_sends[peer], MPI_STATUS_IGNORE);
+        } else {
+            rc = MPI_Test(&root_sends[peer], &done, MPI_STATUS_IGNORE);
+            if (rc == MPI_SUCCESS && !done) continue;
+        }
+        if (rc != MPI_SUCCESS) return rc;
+        root_send_values[peer] = sequence;
+        rc = MPI_Isend(&root_send_values[peer], 1, MPI_INT64_T, peer, ROOT_NOTE_TAG, MPI_COMM_WORLD, &root_sends[peer]);
+        if (rc != MPI_SUCCESS) return rc;
+    }
+    return MPI_SUCCESS;
+}
+
+int dpt_root_notes_poll(int64_t *latest, int64_t *count) {
+    for (;;) {
+        int done = 0, rc = MPI_Test(&root_receive, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return rc;
+        if (!done) break;
+        root_latest = root_value;
+        *count += 1;
+        if ((rc = post_root_receive()) != MPI_SUCCESS) return rc;
+    }
+    *latest = root_latest;
+    return MPI_SUCCESS;
+}
+
 int dpt_notes_poll(int64_t *latest, int64_t *count) {
     for (int peer = 1; peer < notes_size; peer++) {
         for (;;) {
@@ -150,9 +196,16 @@ int dpt_notes_close(int64_t last) {
     int rc;
     if (notes_rank != 0) {
         if ((rc = dpt_note_send(last + 1, 1)) != MPI_SUCCESS) return rc;
+        // Rank 0's notes up to its own last one; no receive is left posted after it.
+        while (root_latest <= last) {
+            if ((rc = MPI_Wait(&root_receive, MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
+            root_latest = root_value;
+            if (root_latest <= last && (rc = post_root_receive()) != MPI_SUCCESS) return rc;
+        }
         return MPI_Wait(&note_send_request, MPI_STATUS_IGNORE);
     }
     if (note_receives == NULL) return MPI_SUCCESS;
+    if ((rc = dpt_root_note_send(last + 1, 1)) != MPI_SUCCESS) return rc;
     for (int peer = 1; peer < notes_size; peer++) {
         while (note_latest[peer] <= last) {
             if ((rc = MPI_Wait(&note_receives[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
@@ -163,6 +216,12 @@ int dpt_notes_close(int64_t last) {
         MPI_Cancel(&note_receives[peer]);
         if ((rc = MPI_Wait(&note_receives[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
     }
+    for (int peer = 1; peer < notes_size; peer++)
+        if ((rc = MPI_Wait(&root_sends[peer], MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
+    free(root_sends);
+    free(root_send_values);
+    root_sends = NULL;
+    root_send_values = NULL;
     free(note_receives);
     free(note_values);
     free(note_latest);

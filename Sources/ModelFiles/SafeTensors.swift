@@ -85,8 +85,10 @@ public struct SafeTensors {
                 throw fail("tensor '\(key)' lacks dtype, shape or data_offsets")
             }
             guard let itemSize = Self.itemSizes[dtype] else { throw fail("tensor '\(key)' has unknown dtype \(dtype)") }
+            // A lying shape can overflow Int: its size is checked in floating point first.
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1],
-                  offsets[1] - offsets[0] == shape.reduce(1, *) * itemSize else {
+                  shape.reduce(Double(itemSize), { $0 * Double($1) }) <= Double(bytes.count),
+                  offsets[1] - offsets[0] == (shape.contains(0) ? 0 : shape.reduce(1, *) * itemSize) else {
                 throw fail("tensor '\(key)' has offsets \(offsets) that do not fit its shape \(shape) of \(dtype)")
             }
             entries.append((key, dtype, shape, offsets[0], offsets[1]))

@@ -38,12 +38,13 @@ struct Checkpoint {
             "ranks": "\(ranks)", "config": try ModelFile.encode(config), "data_sha256": dataFingerprint,
             "optimizer": optimizer.kind, "optimizer_settings": try ModelFile.encode(optimizer.settings),
             "optimizer_iterations": "\(optimizer.iterations)",
-            "tensors_sha256": SHA256.hex(file.dataSection),
+            Self.checksumKey: SHA256.hex(file.dataSection),
             "epoch_loss_sum": exact(state.epochTotals.lossSum), "epoch_correct": exact(state.epochTotals.correct),
             "epoch_seen": "\(state.epochTotals.count)", "epoch_seconds": exact(state.epochSeconds),
             "best_val_accuracy": exact(state.bestValidationAccuracy), "best_val_loss": exact(state.bestValidationLoss),
             "epochs_without_improvement": "\(state.epochsWithoutImprovement)",
             "reduction_state": state.reductionState.map(String.init).joined(separator: ","),
+            "epoch_learning_rates": state.epochLearningRates.map { "\($0)" }.joined(separator: ","),
         ]) { $1 }
         self.file = file
     }
@@ -56,9 +57,8 @@ struct Checkpoint {
         guard meta[ModelFile.formatKey] == Self.format else {
             throw TrainingError("\(path): not a dptrain checkpoint (format '\(meta[ModelFile.formatKey] ?? "none")')")
         }
-        guard let stored = meta["tensors_sha256"], stored == SHA256.hex(file.dataSection) else {
-            throw TrainingError("\(path): corrupt: the tensor data does not match its SHA-256")
-        }
+        guard meta[Self.checksumKey] != nil else { throw TrainingError("\(path): metadata '\(Self.checksumKey)' is missing") }
+        try Self.verifyChecksum(of: file, path: path)
         func int(_ key: String) throws -> Int {
             guard let value = meta[key].flatMap(Int.init) else { throw TrainingError("\(path): metadata '\(key)' is missing or not a number") }
             return value
@@ -75,10 +75,22 @@ struct Checkpoint {
                          epochSeconds: try double("epoch_seconds"), bestValidationAccuracy: try double("best_val_accuracy"),
                          bestValidationLoss: try double("best_val_loss"), epochsWithoutImprovement: try int("epochs_without_improvement"),
                          reductionState: (meta["reduction_state"] ?? "").split(separator: ",").compactMap { Int($0) },
+                         epochLearningRates: (meta["epoch_learning_rates"] ?? "").split(separator: ",").compactMap { Float(String($0)) },
                          runID: meta["run_id"] ?? "")
     }
 
     var name: String { (path as NSString).lastPathComponent }
+
+    static let checksumKey = "tensors_sha256"
+
+    /// A file that carries a SHA-256 of its tensor bytes (checkpoints and dptrain's model files)
+    /// must match it: a flipped byte is refused, not scored or trained on.
+    static func verifyChecksum(of file: SafeTensors, path: String) throws {
+        guard let stored = file.metadata[checksumKey] else { return }
+        guard stored == SHA256.hex(file.dataSection) else {
+            throw TrainingError("\(path): corrupt: the tensor data does not match its SHA-256")
+        }
+    }
 
     /// Refuses a checkpoint of another model, data or optimizer, or one whose position means
     /// something else under the current flags (batch size and seed fix the order of examples).
@@ -95,11 +107,14 @@ struct Checkpoint {
             throw TrainingError("\(path): its configuration metadata cannot be read")
         }
         var changes: [SettingChange] = []
-        for (old, new) in zip(saved.settings, config.settings) where old.value != new.value {
-            if new.fixesOrder {
-                throw TrainingError("\(path): was written with \(new.flag) \(old.value); resuming it with \(new.value) would not continue the same run")
+        let (before, now) = (saved.settings, config.settings)
+        for flag in Set(before.keys).union(now.keys).sorted() {
+            let (old, new) = (before[flag] ?? "none", now[flag] ?? "none")
+            guard old != new else { continue }
+            if TrainingConfig.ordering.contains(flag) {
+                throw TrainingError("\(path): was written with \(flag) \(old); resuming it with \(new) would not continue the same run")
             }
-            changes.append(SettingChange(setting: new.flag, old: old.value, new: new.value))
+            changes.append(SettingChange(setting: flag, old: old, new: new))
         }
         let kind = file.metadata["optimizer"] ?? "sgd"
         guard kind == optimizer.kind else {

@@ -141,8 +141,10 @@ final class ExactReduction: GradientReduction {
                 let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale,
                                                       firstExample: shard * self.shardSize)
                 forward += network.forwardSeconds
-                // A shard's loss is at most a few thousand; beyond 2^30 (or not finite) training has diverged.
-                guard totals.lossSum.isFinite, totals.lossSum < 0x4000_0000 else {
+                // A shard's loss is at most a few thousand; beyond 2^30 over the batch (or not
+                // finite) training has diverged. The bound keeps the batch's sum of losses, in
+                // units of 2^-32, within an Int64 (a per-shard bound of 2^30 overflowed it).
+                guard totals.lossSum.isFinite, totals.lossSum * Double(shardCount) < 0x4000_0000 else {
                     accumulator[Self.index(of: .diverged, in: accumulator)] = 1
                     continue
                 }

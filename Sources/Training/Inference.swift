@@ -97,6 +97,7 @@ public func loadModel(_ path: String, for shape: DataShape, fallback: ModelGraph
         return network
     }
     let file = try SafeTensors(path: path)
+    try Checkpoint.verifyChecksum(of: file, path: path)
     let model = try ModelFile.model(of: file, name: path) ?? fallback.fitted(to: shape)
     try model.checkInput(matches: shape, file: path)
     let network = try Network(model, maxBatch: maxBatch)

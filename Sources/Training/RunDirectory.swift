@@ -18,9 +18,28 @@ public struct RunDirectory {
     public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 
     public func create() throws {
-        do { try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true) } catch {
-            throw TrainingError("\(path): cannot create the run directory (\(error.localizedDescription))")
+        // Foundation's error text names neither the file nor the cause ("error 512"): find a
+        // file standing where a directory should be, and say so.
+        var prefix = ""
+        for part in (checkpoints as NSString).pathComponents {
+            prefix = prefix.isEmpty ? part : (prefix as NSString).appendingPathComponent(part)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw TrainingError("\(prefix): is a file, not a directory (--run-dir \(path))")
+            }
         }
+        guard mkdirs(checkpoints) else {
+            throw TrainingError("\(path): cannot create the run directory (\(String(cString: strerror(errno))))")
+        }
+    }
+
+    /// mkdir -p, keeping errno for the message.
+    private func mkdirs(_ directory: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) { return isDirectory.boolValue }
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty && parent != directory && !mkdirs(parent) { return false }
+        return mkdir(directory, 0o755) == 0 || errno == EEXIST
     }
 
     var holdsCheckpoints: Bool {

@@ -1,4 +1,5 @@
 import KerasFiles
+import Datasets
 import ModelFiles
 import NN
 
@@ -30,7 +31,9 @@ final class FinalFiles: TrainingObserver {
     init(run: RunDirectory, network: Network, config: TrainingConfig) { (self.run, self.network, self.config) = (run, network, config) }
 
     func runFinished(_ summary: RunSummary) throws {
-        try AtomicFile.write(try ModelFile.tensors(of: network).serialized(), to: run.model)
+        var model = try ModelFile.tensors(of: network)
+        model.metadata[Checkpoint.checksumKey] = SHA256.hex(model.dataSection)
+        try AtomicFile.write(try model.serialized(), to: run.model)
         try KerasModel.write(graph: network.graph, weights: kerasWeights(), compile: kerasCompile(), to: run.kerasModel)
         try AtomicFile.write(try ModelFile.encode(summary) + "\n", to: run.summaryJSON)
     }

@@ -14,6 +14,9 @@ struct RunState {
     var epochsWithoutImprovement = 0
     /// The gradient reduction's own state (the exact reduction's scales).
     var reductionState: [Int] = []
+    /// The rate each step of the epoch in progress ran with, recorded as it ran (not recomputed:
+    /// a resume may change the schedule, and the record must say what was used).
+    var epochLearningRates: [Float] = []
     /// Names the run across resumes, so a run prunes only its own checkpoints (rank 0's).
     var runID = ""
 

@@ -74,10 +74,15 @@ extension Trainer {
     /// resuming. A fresh start never keeps another run's checkpoints.
     func restore(log: (String) -> Void) throws -> String? {
         try run.create()
+        runLock = try RunLock(run)
         if let resume = config.resume, let checkpoint = try Checkpoint.find(resume, in: run, log: log) {
             resumeChanges = try checkpoint.verify(matches: config, optimizer: optimizer, dataFingerprint: data.fingerprint)
             try checkpoint.restore(into: network, optimizer: optimizer)
             state = checkpoint.state
+            if state.epochLearningRates.count != state.stepInEpoch {  // a checkpoint from before they were recorded
+                let first = state.globalStep - state.stepInEpoch
+                state.epochLearningRates = (first..<state.globalStep).map { schedule.learningRate(atStep: $0) }
+            }
             if state.reductionState.count == reduction.state.count { reduction.state = state.reductionState }
             bestWeights = checkpoint.bestWeights(for: network)
             if checkpoint.ranks != comm.size {
@@ -91,7 +96,12 @@ extension Trainer {
         network.initialize(using: &rng)
         if let path = config.modelFile { try UserModel(path: path).loadWeights(into: network) }
         if let path = config.initModel { try loadWeights(path) }
-        try run.clearForFreshStart(overwrite: config.overwrite)
+        if config.resume == "auto" && run.holdsCheckpoints {
+            // What --resume auto promises: none verifies (each was named above), so start over.
+            log("note: --resume auto: no checkpoint in \(run.checkpoints) verifies; starting fresh (they are left in place)")
+        } else {
+            try run.clearForFreshStart(overwrite: config.overwrite)
+        }
         state.runID = (0..<4).map { _ in String(format: "%04x", UInt16.random(in: .min ... .max)) }.joined()
         return nil
     }
@@ -103,6 +113,7 @@ extension Trainer {
             return try user.loadWeights(into: network)
         }
         let file = try SafeTensors(path: path)
+        try Checkpoint.verifyChecksum(of: file, path: path)
         try ModelFile.model(of: file, name: path)?.checkInput(matches: data.shape, file: path)
         try ModelFile.load(file, into: network, name: path)
     }

@@ -32,6 +32,8 @@ public final class Trainer {
     var bestWeights: [Float]?
     var state = RunState()
     var resumeChanges: [SettingChange] = []
+    /// Rank 0: the run directory is this run's until the process ends.
+    var runLock: RunLock?
     /// Early stopping ended the run at the last epoch end.
     var stoppedEarly = false
     let log: (String) -> Void
@@ -60,6 +62,10 @@ public final class Trainer {
             }
             if let perRank = config.perRankBatch { config.batchSize = perRank * comm.size }
             let (train, validation) = try Self.split(data.train, fraction: config.validationSplit)
+            guard config.batchSize <= train.count else {
+                let flag = config.perRankBatch == nil ? "--batch-size: \(config.batchSize)" : "--per-rank-batch: \(config.perRankBatch!) × \(comm.size) ranks"
+                throw TrainingError("\(flag) is more than the \(train.count) training examples; an epoch would be one step")
+            }
             try config.checkWork(ranks: comm.size)
             if config.earlyStopping != nil && validation == nil {
                 throw TrainingError("--early-stopping: watches val_loss, so it needs --validation-split")
@@ -99,6 +105,10 @@ public final class Trainer {
         try Self.agree(comm, failure, phase: "start-up")
         try broadcastState()
         try observation.start { [unowned self] in self.state.globalStep + 1 }
+        if let asked = self.config.threads, workers.count < asked {
+            let share = self.config.reduction == .exact ? "micro-shards of \(self.config.shardSize) examples" : "examples"
+            log("note: --threads \(asked): \(workers.count) run per rank (a rank's part of each step is \(workers.count) \(share))")
+        }
         if let resumedFrom {
             log("resumed from \(resumedFrom) at epoch \(state.epoch + 1), step \(state.stepInEpoch) (global step \(state.globalStep))")
             for change in resumeChanges { log("note: \(change.setting) changed on resume: \(change.old) -> \(change.new)") }
@@ -133,7 +143,13 @@ public final class Trainer {
         let learningRate = schedule.learningRate(atStep: state.globalStep)
         let stepStart = MonotonicClock.now - observation.origin
         workers.step = state.globalStep
-        var reduced = try reduction.step(batch, from: trainSet, stop: StopSignal.isRaised)
+        var reduced: ReducedStep
+        do { reduced = try reduction.step(batch, from: trainSet, stop: StopSignal.isRaised) } catch let failure as AgreedFailure {
+            // A diverged step: say which step and at what rate, so the user knows what to lower.
+            throw AgreedFailure(rank: failure.rank, phase: failure.phase, localError: failure.localError.map {
+                TrainingError("step \(state.globalStep + 1) (learning rate \(learningRate)): \($0)")
+            })
+        }
         let updateStart = MonotonicClock.now
         reduction.apply(optimizer, to: network, learningRate: learningRate)
         let end = MonotonicClock.now
@@ -141,6 +157,7 @@ public final class Trainer {
         reduced.timings.start = stepStart
 
         state.epochTotals += reduced.totals
+        state.epochLearningRates.append(learningRate)
         state.stepInEpoch += 1
         state.globalStep += 1
         state.epochSeconds = end - epochStart
@@ -157,10 +174,9 @@ public final class Trainer {
     /// with more steps continues the same run.
     private func endEpoch(stepsInEpoch: Int, seconds: Double, reduceSeconds: Double) throws -> EpochMetrics {
         let means = state.epochTotals.means
-        let firstStep = state.globalStep - state.stepInEpoch
         var row = EpochMetrics(epoch: state.epoch, loss: means.loss, accuracy: means.accuracy, steps: state.stepInEpoch, seconds: seconds,
                                imagesPerSecond: Double(state.epochTotals.count) / max(seconds, 1e-9), allreduceSeconds: reduceSeconds,
-                               learningRates: (firstStep..<state.globalStep).map { Double(schedule.learningRate(atStep: $0)) })
+                               learningRates: state.epochLearningRates.map(Double.init))
         let finished = state.stepInEpoch == stepsInEpoch
         try observation.epochEnded(&row)
         if let validationSet {
@@ -170,6 +186,7 @@ public final class Trainer {
         }
         if finished {
             (state.epoch, state.stepInEpoch, state.epochTotals, state.epochSeconds) = (state.epoch + 1, 0, Totals(), 0)
+            state.epochLearningRates = []
         } else {
             state.epochSeconds = seconds
         }

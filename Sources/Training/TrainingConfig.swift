@@ -1,4 +1,5 @@
 import Datasets
+import Foundation
 import NN
 
 /// Everything that defines a training run: the one source of defaults (the command line reads
@@ -75,15 +76,45 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         return schedule
     }
 
-    /// The settings as the flags that set them. Those that fix which examples each step sees
-    /// cannot change on resume; the others may (that is how runs are extended or fine-tuned),
-    /// and a resume reports each change.
-    var settings: [(flag: String, value: String, fixesOrder: Bool)] {
-        [("--batch-size", "\(batchSize)", true), ("--seed", "\(seed)", true), ("--validation-split", "\(validationSplit)", true),
-         ("--lr", "\(baseLearningRate)", false), ("--lr-schedule", lrSchedule.rawValue, false), ("--warmup-epochs", "\(warmupEpochs)", false),
-         ("--reduction", reduction.rawValue, false), ("--shard-size", "\(shardSize)", false),
-         ("--early-stopping", earlyStopping.map { "\($0)" } ?? "none", false), ("--epochs", "\(epochs)", false), ("--max-steps", maxSteps.map { "\($0)" } ?? "none", false),
-         ("--checkpoint-every", "\(checkpointEvery)", false), ("--keep", "\(keep)", false), ("--save-best", "\(saveBest)", false)]
+    /// Every setting the configuration records, keyed by the flag that sets it, read from the
+    /// configuration's own encoding: a field added to it is compared on resume with no list to
+    /// keep. The architecture, data and optimizer are checked on their own (Checkpoint.verify);
+    /// where the files are and how the run was started are not settings of the run.
+    var settings: [String: String] {
+        var resolved = self
+        resolved.learningRate = baseLearningRate
+        resolved.observability = observing
+        guard let data = try? JSONEncoder().encode(resolved),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+        var settings: [String: String] = [:]
+        func add(_ value: Any, key: String) {
+            if Self.notSettings.contains(key) { return }
+            if let nested = value as? [String: Any] {
+                for (inner, value) in nested { add(value, key: inner) }
+            } else {
+                settings[Self.flag(key)] = Self.text(value)
+            }
+        }
+        for (key, value) in object { add(value, key: key) }
+        return settings
+    }
+
+    /// Flags whose value fixes which examples each step sees: a resume cannot change them.
+    static let ordering: Set = ["--batch-size", "--seed", "--validation-split"]
+    static let notSettings: Set = ["architecture", "dataDirectory", "optimizer", "runDirectory", "resume", "overwrite", "initModel"]
+
+    /// `lrStepEpochs` or `log_every` → `--lr-step-epochs`, `--log-every`; the rate is `--lr`.
+    static func flag(_ key: String) -> String {
+        if key == "learningRate" { return "--lr" }
+        return "--" + key.reduce(into: "") { out, c in out += c.isUppercase ? "-" + c.lowercased() : c == "_" ? "-" : String(c) }
+    }
+
+    /// A JSON value as the user types it: 0.01, step, 2,3.
+    static func text(_ value: Any) -> String {
+        if let string = value as? String { return string }
+        if value is NSNull { return "none" }
+        guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys]) else { return "\(value)" }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NN
 
 @main
 struct DPTrain: ParsableCommand {
@@ -9,14 +10,37 @@ struct DPTrain: ParsableCommand {
         subcommands: [Summary.self, Train.self, Evaluate.self, Predict.self, Plot.self, Bench.self])
 
     /// ArgumentParser prints usage after an error; users asked for one line naming the flag.
+    /// Argument errors come before MPI starts, so every rank of a job would print the same line:
+    /// only the launcher's rank 0 says it (every rank exits 1).
     static func main() {
+        var command: ParsableCommand
         do {
-            var command = try parseAsRoot()
-            try command.run()
+            command = try parseAsRoot()
+            try checkEnvironment()
         } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            if let rank = launcherRank, rank > 0 { Foundation.exit(1) }
+            fail(message(for: error))
+        }
+        do { try command.run() } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             fail(message(for: error))
         }
+    }
+
+    /// A bad DPTRAIN_KERNELS is refused, not silently replaced by the fastest path.
+    static func checkEnvironment() throws {
+        guard let forced = ProcessInfo.processInfo.environment["DPTRAIN_KERNELS"], !forced.isEmpty else { return }
+        let here = KernelPath.available.map(\.name)
+        guard here.contains(forced) else {
+            throw ValidationError("DPTRAIN_KERNELS: '\(forced)' is not a kernel path this CPU runs; valid: \(here.joined(separator: ", "))")
+        }
+    }
+
+    /// This process's rank as the launcher set it (Open MPI, MPICH/Hydra, PMIx, Slurm), if any.
+    static var launcherRank: Int? {
+        let environment = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"].lazy.compactMap { environment[$0].flatMap { Int($0) } }.first
     }
 }
 

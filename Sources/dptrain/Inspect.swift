@@ -13,6 +13,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         do {
             let data = try data.load()
+            try ModelOptions.refuseFlags(with: modelFile)
             let network = try loadModel(modelFile, for: data.shape, fallback: try model.layers().graph(), maxBatch: 500)
             let test = network.score(data.test)
             print("test loss: \(String(format: "%.4f", test.loss)) - test accuracy: \(String(format: "%.4f", test.accuracy))")
@@ -35,6 +36,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         do {
+            try ModelOptions.refuseFlags(with: modelFile)
             let set: LabeledImages, truth: [Int32]?, source: String
             if images.isEmpty {
                 let dataset = try data.load()
@@ -73,5 +75,19 @@ struct Predict: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+    }
+}
+
+extension ModelOptions {
+    static let flags = ["--filters", "--kernel-size", "--strides", "--padding", "--pool-size", "--dense"]
+
+    /// Model flags describe a file from elsewhere; for a file that records its architecture they
+    /// would be ignored, so they are refused.
+    static func refuseFlags(with file: String) throws {
+        let given = CommandLine.arguments.first { argument in flags.contains { argument == $0 || argument.hasPrefix($0 + "=") } }
+        let metadata = file.hasSuffix(".keras") ? [:] : (try? SafeTensors.metadata(atPath: file)) ?? [:]
+        let records = file.hasSuffix(".keras") || metadata[ModelFile.modelKey] != nil || metadata[ModelFile.architectureKey] != nil
+        guard let given, records else { return }
+        throw ValidationError("\(given.split(separator: "=")[0]): does not apply: \(file) records its architecture")
     }
 }

@@ -37,14 +37,14 @@ struct OptimizerOptions: ParsableArguments {
     var lrSchedule = defaults.lrSchedule
     @Option(help: "Linear warm-up over this many epochs (by step; fractions allowed). Recommended with --lr-scaling linear.")
     var warmupEpochs = defaults.warmupEpochs
-    @Option(help: "step: the factor at each step epoch.")
-    var lrStepFactor = defaults.lrStepFactor
+    @Option(help: "step: the factor at each step epoch (default 0.1).")
+    var lrStepFactor: Double?
     @Option(help: "step: the 0-based epochs at whose start the rate drops, e.g. 2,3 (default: half and three quarters of --epochs).")
     var lrStepEpochs: ListArgument<Int>?
-    @Option(help: "exponential: the factor per epoch.")
-    var lrDecayRate = defaults.lrDecayRate
-    @Option(help: "cosine: the final rate as a fraction of the base.")
-    var lrAlpha = defaults.lrAlpha
+    @Option(help: "exponential: the factor per epoch (default 0.9).")
+    var lrDecayRate: Double?
+    @Option(help: "cosine: the final rate as a fraction of the base (default 0).")
+    var lrAlpha: Double?
 
     private var given: [(flag: String, keras: String, value: String?)] {
         [("--momentum", "momentum", momentum.map { "\($0)" }), ("--nesterov", "nesterov", nesterov ? "true" : nil),
@@ -62,8 +62,24 @@ struct OptimizerOptions: ParsableArguments {
     func validate() throws {
         // Without --optimizer the rule may come from a --model file: checked when it is known.
         if let optimizer { try check(optimizer) }
+        let scheduleFlags: [(String, Bool)] = [("--lr-step-factor", lrStepFactor != nil), ("--lr-step-epochs", lrStepEpochs != nil),
+                                               ("--lr-decay-rate", lrDecayRate != nil), ("--lr-alpha", lrAlpha != nil)]
+        for (flag, present) in scheduleFlags where present && !Self.scheduleFlags(lrSchedule).contains(flag) {
+            let takes = Self.scheduleFlags(lrSchedule)
+            throw ValidationError("\(flag): does not apply to --lr-schedule \(lrSchedule.rawValue) (it takes \(takes.isEmpty ? "none of the schedule flags" : takes.joined(separator: ", ")))")
+        }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr: must be a positive number, got \(lr)") }
         do { try settings(base: nil).validate() } catch let error as InvalidSetting { throw ValidationError(error.description) }
+    }
+
+    /// The flags each schedule reads (--warmup-epochs applies to all).
+    static func scheduleFlags(_ kind: Schedule.Kind) -> [String] {
+        switch kind {
+        case .constant: []
+        case .step: ["--lr-step-factor", "--lr-step-epochs"]
+        case .cosine: ["--lr-alpha"]
+        case .exponential: ["--lr-decay-rate"]
+        }
     }
 
     /// Keras's defaults for the kind (or a model file's settings), with the flags given laid over them.
@@ -99,10 +115,10 @@ struct OptimizerOptions: ParsableArguments {
         config.learningRate = lr ?? fromFile?.learningRate
         config.lrSchedule = lrSchedule
         config.warmupEpochs = warmupEpochs
-        config.lrStepFactor = lrStepFactor
+        config.lrStepFactor = lrStepFactor ?? Self.defaults.lrStepFactor
         config.lrStepEpochs = lrStepEpochs?.values
-        config.lrDecayRate = lrDecayRate
-        config.lrAlpha = lrAlpha
+        config.lrDecayRate = lrDecayRate ?? Self.defaults.lrDecayRate
+        config.lrAlpha = lrAlpha ?? Self.defaults.lrAlpha
         return notes
     }
 }

@@ -51,6 +51,11 @@ struct CommandLineTests {
         (["--early-stopping", "2"], "--early-stopping: watches val_loss"),
         (["--warmup-epochs", "9"], "--warmup-epochs"),
         (["--shard-size", "0"], "--shard-size"),
+        // Flags the chosen schedule does not read are refused, as optimizer flags are.
+        (["--lr-decay-rate", "0.5"], "--lr-decay-rate: does not apply to --lr-schedule constant"),
+        (["--lr-schedule", "step", "--lr-alpha", "0.5"], "--lr-alpha: does not apply to --lr-schedule step (it takes --lr-step-factor, --lr-step-epochs)"),
+        (["--lr-schedule", "cosine", "--lr-step-epochs", "2"], "--lr-step-epochs: does not apply to --lr-schedule cosine"),
+        (["--batch-size", "70000"], "--batch-size: 70000 is more than the 60000 training examples"),
     ])
     func badInputGivesOneLine(arguments: [String], named: String) throws {
         let runDir = Repo.scratch("bad-input")

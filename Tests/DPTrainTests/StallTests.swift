@@ -69,6 +69,32 @@ struct StallTests {
         #expect(job.process.isRunning)
     }
 
+    /// Rank 0 stopped used to hang the job forever (the watchdog lived on rank 0): every rank
+    /// now hears from rank 0 while it waits, and rank 1 ends the job naming it.
+    @Test func stoppedRankZeroEndsTheJob() throws {
+        let job = try Job(ranks: 2, extra: ["--stall-timeout", "\(Self.timeout)"])
+        defer { job.teardown() }
+        let stoppedAt = Date()
+        kill(job.pids[0]!, SIGSTOP)
+        let result = job.process.wait(timeout: Self.timeout + 30)
+        let seconds = Date().timeIntervalSince(stoppedAt)
+        #expect(!result.timedOut && result.status != 0, "\(result)")
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let lines = result.stderrLines.filter { $0.contains("error: stall:") }
+        #expect(lines.count == 1 && lines[0].hasPrefix("dptrain: rank 1: error: stall: step ") && lines[0].contains("rank 0 (\(String(cString: name)))"), "\(result)")
+        #expect(seconds < Self.timeout + 6, "the job took \(seconds)s to end")
+        var left: [Int32] = []
+        let deadline = Date().addingTimeInterval(5)
+        repeat {
+            left = processes(matching: job.dir)
+            if left.isEmpty { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        } while Date() < deadline
+        #expect(left.isEmpty, "processes left: \(left)")
+        print("np=2: rank 0 stopped: job ended \(String(format: "%.2f", seconds))s after SIGSTOP (timeout \(Self.timeout)s), status \(result.status)")
+    }
+
     @Test(arguments: [2, 3]) func timeoutEndsTheJob(ranks: Int) throws {
         let job = try Job(ranks: ranks, extra: ["--stall-timeout", "\(Self.timeout)"])
         defer { job.teardown() }

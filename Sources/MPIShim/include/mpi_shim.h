@@ -37,7 +37,7 @@ int dpt_collective_test(int *done);
 // Notes for the stall watchdog: before each watched collective every other rank sends rank 0
 // the collective's sequence number ("arrived"), and again now and then while it waits ("still
 // here"); rank 0 keeps one receive posted per peer. Notes from one peer arrive in order.
-/// Rank 0 posts its receives; the others have nothing to set up.
+/// Rank 0 posts its receives; the others post theirs for rank 0's notes.
 int dpt_notes_open(void);
 /// A non-root rank: sends `sequence` to rank 0. With `must` 0 the note is skipped while the
 /// previous one is still in flight; with 1 that one is completed first.
@@ -45,8 +45,14 @@ int dpt_note_send(int64_t sequence, int must);
 /// Rank 0: latest[peer] = the newest sequence each peer sent, count[peer] += notes received
 /// (entries 0 untouched).
 int dpt_notes_poll(int64_t *latest, int64_t *count);
+/// Rank 0: sends `sequence` to every peer (the same notes the other way, so that a peer can
+/// tell a silent rank 0); `must` as for dpt_note_send, per peer.
+int dpt_root_note_send(int64_t sequence, int must);
+/// A peer: *latest = the newest sequence rank 0 sent, *count += notes received.
+int dpt_root_notes_poll(int64_t *latest, int64_t *count);
 /// Every rank, collectively: each other rank sends a last note `last` + 1 and rank 0 receives
-/// every note up to it, then cancels its spare receives: nothing is pending at MPI_Finalize.
+/// every note up to it, then cancels its spare receives; rank 0 sends each peer its last note
+/// `last` + 1 the same way: nothing is pending at MPI_Finalize.
 int dpt_notes_close(int64_t last);
 
 /// Ends every rank of the job; does not return.

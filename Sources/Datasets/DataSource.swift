@@ -106,4 +106,3 @@ func readFile(_ path: String) throws(DataError) -> [UInt8] {
     return [UInt8](data)
 }
 
-func joinPath(_ directory: String, _ name: String) -> String { (directory as NSString).appendingPathComponent(name) }

@@ -3,9 +3,12 @@ import ZIPFoundation
 
 /// The arrays of an `.npz` (a zip of `.npy` files, stored by `np.savez` or deflated by
 /// `np.savez_compressed`), by name without `.npy`; every entry's CRC-32 is checked.
-public func readNPZ(bytes: [UInt8], name: String) throws(DataError) -> [String: NPYArray] {
+public func readNPZ(path name: String) throws(DataError) -> [String: NPYArray] {
+    let bytes = try readFile(name)
     let archive: Archive
-    do { archive = try Archive(data: Data(bytes), accessMode: .read) } catch {
+    // From the file, not from memory: ZIPFoundation 0.9.20's in-memory archive traps (a negative
+    // read range) on a corrupt zip that seeks past its end (found fuzzing the .keras reader).
+    do { archive = try Archive(url: URL(fileURLWithPath: name), accessMode: .read) } catch {
         throw DataError("\(name): not a readable zip archive (an .npz is one): \(error)")
     }
     var arrays: [String: NPYArray] = [:]
@@ -38,7 +41,7 @@ struct NumPySource: DataSource {
     func decode() throws(DataError) -> DecodedSet {
         var arrays: [String: (NPYArray, String)] = [:]
         if archive {
-            for (key, array) in try readNPZ(bytes: try readFile(path), name: path) { arrays[key] = (array, "\(path): \(key).npy") }
+            for (key, array) in try readNPZ(path: path) { arrays[key] = (array, "\(path): \(key).npy") }
             let missing = Self.names.filter { arrays[$0] == nil }
             guard missing.isEmpty else {
                 throw DataError("\(path): has no \(missing.joined(separator: ", ")) (it holds \(arrays.keys.sorted().joined(separator: ", "))); expected x_train, y_train, x_test, y_test")

@@ -21,7 +21,9 @@ extension KerasModel {
         }
         let archive: Archive
         do {
-            archive = try Archive(data: data, accessMode: .read)
+            // From the file, not from memory: ZIPFoundation 0.9.20's in-memory archive traps
+            // (a negative read range) on a corrupt zip that seeks past its end; found by scripts/fuzz.
+            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
         } catch {
             throw KerasFileError("\(path): not a .keras archive (no zip directory: the file is truncated or not a zip)")
         }

@@ -129,4 +129,14 @@ struct LayerGraphTests {
         #expect(!lines.isEmpty && lines.allSatisfy { $0.contains("error: \(path): ") && $0.contains(message) }, "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: runDir), "a refused model must leave nothing behind")
     }
+
+    /// A zip that seeks past its own end (found by scripts/fuzz): ZIPFoundation's in-memory
+    /// archive trapped on it; the .keras and .npz readers read from the file and say one line.
+    @Test(arguments: ["keras", "npz"])
+    func corruptZipIsOneLine(_ kind: String) throws {
+        let path = Repo.scratch("zip") + "/model." + kind
+        try FileManager.default.copyItem(atPath: Repo.root.appendingPathComponent("Tests/Fuzz/seeds/keras-seeks-past-end.keras").path, toPath: path)
+        let result = try dptrain(kind == "keras" ? ["summary", "--model", path] : ["summary", "--data", path], timeout: 60)
+        #expect(result.status == 1 && result.stderr.hasPrefix("dptrain: error: \(path)"), "\(result)")
+    }
 }

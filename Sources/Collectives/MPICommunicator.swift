@@ -66,6 +66,9 @@ public final class MPICommunicator: Communicator {
     }
 
     public func abort(code: Int32) -> Never {
+        // The line this rank just wrote must reach the user before the launcher tears the job
+        // down: MPICH's Hydra can drop a proxy's last output when MPI_Abort comes right after it.
+        usleep(200_000)
         dpt_abort(code)
         exit(code)  // MPI_Abort does not return; this satisfies the type checker.
     }

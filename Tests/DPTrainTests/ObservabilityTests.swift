@@ -67,7 +67,7 @@ struct ObservabilityTests {
         let banner = lines.filter { $0.hasPrefix("2 ranks on 1 host (") && $0.contains("ranks 0-1), 1 thread per rank, kernels: ") }
         #expect(banner.count == 1 && ["avx512", "avx2", "portable", "im2col"].contains { banner[0].hasSuffix("kernels: " + $0) }, "\(result.stdout)")
         #expect(lines.contains { $0.hasPrefix("data: ") && $0.contains("(28x28x1 images in 10 classes), sha256 ") })
-        #expect(lines.contains("model: Conv2D(32, 5x5, valid) → MaxPool 2x2 → Conv2D(64, 5x5, valid) → MaxPool 2x2 → Dense(10, softmax), 62,346 parameters"))
+        #expect(lines.contains("model: Conv2D(32, 5x5, relu) → MaxPooling2D(2x2) → Conv2D(64, 5x5, relu) → MaxPooling2D(2x2) → Flatten → Dense(10, softmax), 62,346 parameters"))
         #expect(lines.contains("run directory: \(dir)"))
         #expect(!result.stdout.contains("\r"), "whole lines under mpirun")
         let checked = try run(["python3", Repo.root.appendingPathComponent("tests/python/trace_check.py").path, trace], timeout: 60)

@@ -31,9 +31,16 @@ public struct NPYArray: Sendable {
         guard bytes.count >= dataStart else { throw DataError("\(name): truncated .npy header (\(bytes.count) bytes, the header needs \(dataStart))") }
         let header = String(decoding: bytes[(8 + lengthSize)..<dataStart], as: UTF8.self)
         let (order, kind, itemSize, fortran, shape) = try Self.parseHeader(header, name: name)
-        let count = shape.reduce(1, *)
-        let expected = count * itemSize
         let available = bytes.count - dataStart
+        // A shape that lies can multiply past Int.max: refused, not trapped (found by scripts/fuzz).
+        var expected = itemSize
+        for d in shape {
+            let (product, overflow) = expected.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= available || d == 0 else {
+                throw DataError("\(name): truncated: the header's shape \(shape) of \(kind)\(itemSize) needs more data bytes than the file's \(available)")
+            }
+            expected = product
+        }
         guard available == expected else {
             throw DataError("\(name): \(available < expected ? "truncated" : "has trailing bytes"): the header's shape \(shape) of \(kind)\(itemSize) needs \(expected) data bytes, the file holds \(available)")
         }

@@ -105,14 +105,4 @@ final class HDF5File {
             return values
         }
     }
-
-    func stringAttribute(_ path: String, _ name: String) -> String? {
-        Self.locked {
-            let length = h5s_string_attribute(handle, path, name, nil, 0)
-            guard length >= 0 else { return nil }
-            var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-            guard h5s_string_attribute(handle, path, name, &buffer, buffer.count) == length else { return nil }
-            return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-    }
 }

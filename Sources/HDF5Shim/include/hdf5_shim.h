@@ -34,8 +34,5 @@ int h5s_shape(int64_t file, const char *path, int64_t *dims, int max_rank);
 /// Reads `count` elements of a numeric dataset (any integer or float type) converted to float32;
 /// -2 if it holds something else, -3 if `count` is not its size.
 int h5s_read_floats(int64_t file, const char *path, float *values, size_t count);
-/// A string attribute (variable or fixed length): its length in bytes, copied (NUL-terminated)
-/// into `buffer` when `capacity` exceeds it; -2 if there is none.
-int64_t h5s_string_attribute(int64_t file, const char *path, const char *name, char *buffer, size_t capacity);
 
 #endif

@@ -19,6 +19,8 @@ final class BatchNormLayer: Layer {
     private let mean, inverse: UnsafeMutablePointer<Float>
     /// γ/σ and β − μ·γ/σ: the per-channel affine map the forward pass applies.
     private let scale, shift: UnsafeMutablePointer<Float>
+    /// Per-channel sums in double precision, two per pass, allocated once: the step never allocates.
+    private let sums, squares: UnsafeMutablePointer<Double>
     private let owned: UnsafeMutablePointer<Float>
     var outputCount: Int { channels * pixels }
 
@@ -38,6 +40,8 @@ final class BatchNormLayer: Layer {
         owned.initialize(repeating: 0, count: 8 * channels)
         (mean, inverse) = (owned, owned + channels)
         (scale, shift) = (owned + 6 * channels, owned + 7 * channels)
+        sums = .allocate(capacity: 2 * channels)
+        squares = sums + channels
         let ones = owned + 2 * channels
         ones.update(repeating: 1, count: channels)
         gamma = v.gamma?.value ?? ones
@@ -51,12 +55,13 @@ final class BatchNormLayer: Layer {
     deinit {
         output.deallocate()
         owned.deallocate()
+        sums.deallocate()
     }
 
     func forward(batch: Int, pass: Pass) {
         let n = batch * pixels
         if pass.training {
-            var sums = [Double](repeating: 0, count: channels), squares = [Double](repeating: 0, count: channels)
+            sums.update(repeating: 0, count: 2 * channels)
             for i in 0..<n { let x = input + i * channels; for c in 0..<channels { sums[c] += Double(x[c]) } }
             for c in 0..<channels { sums[c] /= Double(n) }
             for i in 0..<n {
@@ -92,7 +97,8 @@ final class BatchNormLayer: Layer {
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         let n = batch * pixels
         if relu { Kernels.reluBackward(gradOutput, output: output, count: n * channels) }
-        var dBeta = [Double](repeating: 0, count: channels), dGamma = [Double](repeating: 0, count: channels)
+        let (dBeta, dGamma) = (sums, squares)
+        sums.update(repeating: 0, count: 2 * channels)
         for i in 0..<n {
             let x = input + i * channels, g = gradOutput + i * channels
             for c in 0..<channels {

@@ -43,13 +43,10 @@ extension Network {
     }
 
     private func withBuffers<T>(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> T) -> T {
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: maxBatch * inputCount)
+        // The network's own input buffer: gathered there, the forward pass copies nothing.
         let y = UnsafeMutablePointer<Int32>.allocate(capacity: maxBatch)
-        defer {
-            x.deallocate()
-            y.deallocate()
-        }
-        return body(x, y)
+        defer { y.deallocate() }
+        return body(input, y)
     }
 }
 

@@ -7,6 +7,7 @@
 // weight grad:    r = (kw, c) of kernel row kh, k = output column, t = output row; B = dout
 // input grad:     r = output column, k = filter, one kernel row; B = the kernel transposed per row,
 //                 and the tile is added into the R overlapping input windows it touches, in order.
+// Where output rows are shorter than a tile, r runs over output pixels across rows (pixel_tiles).
 // So nothing is unfolded (no im2col), no column matrix is zeroed, and bias + ReLU ride on the store.
 #include <string.h>
 

@@ -6,8 +6,9 @@ void FN(dpk_conv_pool_forward)(const dpk_conv *g, int pool, const float *in, con
                                float *pooled, int *argmax, float *scratch, int batch)
 {
     const long image = (long)g->in_h * g->in_w * g->in_c, out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
+    const FN(bmat) weights = FN(forward_weights)(g, w);
     for (int n = 0; n < batch; n++) {
-        FN(dpk_conv_forward)(g, in + n * image, w, bias, scratch, 1);
+        FN(forward_images)(g, in + n * image, weights, bias, scratch, 1);
         FN(dpk_max_pool)(scratch, pooled + n * out, argmax + n * out, 1, g->out_h, g->out_w, g->filters, pool);
     }
 }

@@ -37,7 +37,8 @@ public struct RunDirectory {
     private func mkdirs(_ directory: String) -> Bool {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) { return isDirectory.boolValue }
-        let parent = (directory as NSString).deletingLastPathComponent
+        // Not NSString's deletingLastPathComponent: Foundation traps on a one-letter relative name.
+        let parent = directory.lastIndex(of: "/").map { String(directory[..<$0]) } ?? ""
         if !parent.isEmpty && parent != directory && !mkdirs(parent) { return false }
         return mkdir(directory, 0o755) == 0 || errno == EEXIST
     }

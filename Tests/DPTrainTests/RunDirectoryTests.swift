@@ -30,6 +30,15 @@ struct RunDirectoryTests {
     }
 
     /// A checkpoint of another run in the same directory is never pruned by this one.
+    /// A run directory named by one letter, relative to where the user stands (it crashed in
+    /// Foundation's path handling).
+    @Test func aOneLetterRelativeRunDirectoryIsCreated() throws {
+        let cwd = Repo.scratch("one-letter")
+        let run = try RunningProcess([Repo.dptrain, "train", "--max-steps", "1", "--run-dir", "a"], directory: cwd).wait(timeout: 120)
+        #expect(run.status == 0, "\(run)")
+        #expect(FileManager.default.fileExists(atPath: cwd + "/a/model.safetensors"))
+    }
+
     @Test func onlyTheRunsOwnCheckpointsArePruned() throws {
         let first = Repo.scratch("first"), second = Repo.scratch("second")
         #expect(try dptrain(["train", "--max-steps", "30", "--checkpoint-every", "10", "--run-dir", first]).status == 0)

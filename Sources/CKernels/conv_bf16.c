@@ -53,6 +53,15 @@ void dpk_to_bf16(const float *src, uint16_t *dst, long n)
     }
 }
 
+void dpk_round_bf16(const float *src, float *dst, long n)
+{
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i));
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+    }
+}
+
 /// dst[2i] = bf16(lo[i]), dst[2i+1] = bf16(hi[i]) (0 when hi is NULL); n a multiple of 16.
 static void interleave(const float *lo, const float *hi, bf16 *dst, int n)
 {
@@ -363,6 +372,7 @@ void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *poole
 int dpk_bf16_available(void) { return 0; }
 long dpk_bf16_workspace(const dpk_conv *g, int max_batch) { (void)g; (void)max_batch; return 0; }
 void dpk_to_bf16(const float *src, uint16_t *dst, long n) { (void)src; (void)dst; (void)n; __builtin_trap(); }
+void dpk_round_bf16(const float *src, float *dst, long n) { (void)src; (void)dst; (void)n; __builtin_trap(); }
 void dpk_bf16_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, void *work, int batch) { __builtin_trap(); }
 void dpk_bf16_conv_pool_forward(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
                                 float *pooled, int *argmax, float *scratch, void *work, int batch) { __builtin_trap(); }

@@ -33,6 +33,8 @@ public struct RankFigures: Codable, Sendable {
 
 public struct BenchmarkReport: Codable, Sendable {
     public let kernels: String
+    /// fp32 or bf16 (`--precision`).
+    public let precision: String
     public let cpu: String
     public let ranks: Int
     public let threadsPerRank: Int
@@ -134,7 +136,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     let flop = try model.trainingFLOP()
     let peak = perRank.reduce(0) { $0 + $1.peakGFLOPS }
     let gflops = imagesPerSecond * Double(flop) / 1e9
-    return BenchmarkReport(kernels: Kernels.pathName, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
+    return BenchmarkReport(kernels: Kernels.pathName, precision: training.computePrecision.rawValue, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
                            reduction: training.reduction.rawValue, batchSize: training.batchSize, steps: config.steps, imagesPerSecond: imagesPerSecond,
                            flopPerImage: flop, gflops: gflops, peakGFLOPS: peak, shareOfPeak: gflops / peak,
                            times: times, layers: layers, perRank: perRank)
@@ -160,7 +162,7 @@ extension BenchmarkReport {
         func ms(_ s: Double) -> String { String(format: "%8.3f", s * 1000) }
         func share(_ s: Double) -> String { String(format: "%5.1f%%", 100 * s / times.step) }
         var lines = [
-            "kernels: \(kernels)   cpu: \(cpu)",
+            "kernels: \(kernels)   precision: \(precision)   cpu: \(cpu)",
             "ranks \(ranks) x threads \(threadsPerRank), global batch \(batchSize), \(reduction) reduction, \(steps) steps after warm-up",
             String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   FMA-loop peak %.1f GFLOP/s   share of peak %.1f%%",
                    imagesPerSecond, gflops, flopPerImage, peakGFLOPS, 100 * shareOfPeak),

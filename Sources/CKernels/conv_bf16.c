@@ -366,8 +366,37 @@ void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *poole
     }
 }
 
+// ---- The limit ----------------------------------------------------------------------------------
+
+volatile float dpk_bf16_sink;
+
+// Twelve independent vdpbf16ps chains; returns FLOPs done (64 per instruction).
+static double dot_loop(long iterations)
+{
+    __m512 acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), y = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+    for (long n = 0; n < iterations; n++) {
+        UNROLL for (int i = 0; i < 12; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+        __asm__ volatile("" : "+v"(x));  // one loop-carried input, so the loop is not folded
+    }
+    float sum = 0;
+    for (int i = 0; i < 12; i++) sum += acc[i][0];
+    dpk_bf16_sink = sum;
+    return 64.0 * 12 * iterations;
+}
+
+double dpk_bf16_peak(double seconds)
+{
+    double flops = 0, start = dpk_now(), elapsed;
+    do flops += dot_loop(1 << 20);
+    while ((elapsed = dpk_now() - start) < seconds);
+    return flops / elapsed;
+}
+
 #pragma clang attribute pop
 #else
+double dpk_bf16_peak(double seconds) { (void)seconds; return 0; }
 #include "include/ckernels.h"
 int dpk_bf16_available(void) { return 0; }
 long dpk_bf16_workspace(const dpk_conv *g, int max_batch) { (void)g; (void)max_batch; return 0; }

@@ -15,7 +15,7 @@ public enum Precision: String, Codable, Sendable, CaseIterable {
             return "this CPU has no AVX512_BF16 (it runs the \(path.name) kernels; --precision fp32 runs everywhere)"
         }
         if path.name != "avx512" {
-            return "this CPU has no AVX512_BF16 (DPTRAIN_KERNELS=\(path.name) runs it as a CPU without AVX-512)"
+            return "this CPU has no AVX512_BF16 (DPTRAIN_KERNELS=\(path.name) stands for a CPU without it: the bf16 kernels need the avx512 path)"
         }
         return nil
     }

@@ -44,7 +44,7 @@ public struct BenchmarkReport: Codable, Sendable {
     public let imagesPerSecond: Double
     public let flopPerImage: Int
     public let gflops: Double
-    /// The FMA loop on every thread of every rank at once: the limit of these cores.
+    /// The FMA loop (bf16: the vdpbf16ps loop) on every thread of every rank at once: the limit of these cores.
     public let peakGFLOPS: Double
     public let shareOfPeak: Double
     /// Rank 0's.
@@ -99,7 +99,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     let peaks = UnsafeMutablePointer<Double>.allocate(capacity: workerCount)
     defer { peaks.deallocate() }
     _ = workers.run { i, _, _, _ in
-        peaks[i] = Kernels.fmaPeak(seconds: 0.3)
+        peaks[i] = Kernels.peak(training.computePrecision, seconds: 0.3)
         return Totals()
     }
     let rankPeak = (0..<workerCount).reduce(0) { $0 + peaks[$1] }
@@ -164,8 +164,9 @@ extension BenchmarkReport {
         var lines = [
             "kernels: \(kernels)   precision: \(precision)   cpu: \(cpu)",
             "ranks \(ranks) x threads \(threadsPerRank), global batch \(batchSize), \(reduction) reduction, \(steps) steps after warm-up",
-            String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   FMA-loop peak %.1f GFLOP/s   share of peak %.1f%%",
-                   imagesPerSecond, gflops, flopPerImage, peakGFLOPS, 100 * shareOfPeak),
+            String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   ", imagesPerSecond, gflops, flopPerImage)
+                + (precision == "bf16" ? "BF16 dot-loop" : "FMA-loop")
+                + String(format: " peak %.1f GFLOP/s   share of peak %.1f%%", peakGFLOPS, 100 * shareOfPeak),
             "",
             "rank 0, ms per step (forward/backward/data: mean over its threads)",
             "  data      \(ms(times.data)) \(share(times.data))",

@@ -91,6 +91,8 @@ int dpk_bf16_available(void);
 long dpk_bf16_workspace(const dpk_conv *g, int max_batch);
 /// dst[i] = src[i] rounded to bf16 (nearest even, denormals flushed, as vcvtne2ps2bf16).
 void dpk_to_bf16(const float *src, uint16_t *dst, long n);
+/// FLOP/s of a vdpbf16ps loop on this thread (the BF16 limit: twice the FP32 FMA loop's on Zen 4).
+double dpk_bf16_peak(double seconds);
 /// The same, kept as floats (the low 16 bits zero).
 void dpk_round_bf16(const float *src, float *dst, long n);
 void dpk_bf16_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, void *work, int batch);

@@ -46,6 +46,11 @@ public enum Kernels {
     /// FLOP/s of an FMA loop on the calling thread, run for about `seconds`.
     public static func fmaPeak(seconds: Double) -> Double { dpk_fma_peak(seconds) }
 
+    /// The limit of `precision` on the calling thread: the FMA loop, or for bf16 a vdpbf16ps loop.
+    public static func peak(_ precision: Precision, seconds: Double) -> Double {
+        precision == .bf16 ? dpk_bf16_peak(seconds) : dpk_fma_peak(seconds)
+    }
+
     /// C[M,N] = A[M,K]·B[K,N] (+ C when `accumulate`), row-major, optionally transposing A or B.
     @inline(__always)
     static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,

@@ -69,8 +69,11 @@ final class DirectConv {
     let padded: UnsafeMutablePointer<Float>?
     /// The kernel transposed per row, for the input gradient.
     let transposed: UnsafeMutablePointer<Float>
+    /// With --precision bf16: the BF16 kernels' buffers (the batch's input in bf16, the packed
+    /// kernel), for a conv the kernels take; nil runs FP32.
+    let work: UnsafeMutableRawPointer?
 
-    init(_ g: ConvGeometry, relu: Bool, maxBatch: Int) {
+    init(_ g: ConvGeometry, relu: Bool, maxBatch: Int, precision: Precision = .fp32) {
         self.g = g
         self.relu = relu
         // Rows and columns the windows reach; 'valid' may leave some of the input unread.
@@ -84,11 +87,14 @@ final class DirectConv {
         fastInput = fast && dpk_conv_supports(kernels, &geometry, Int32(DPK_BACKWARD_INPUT)) != 0
         padded = fast && pads ? .allocate(capacity: maxBatch * reachHeight * reachWidth * g.inChannels) : nil
         transposed = .allocate(capacity: fastInput ? g.patchSize * g.filters : 0)
+        work = fast && precision == .bf16
+            ? .allocate(byteCount: dpk_bf16_workspace(&geometry, Int32(maxBatch)), alignment: 64) : nil
     }
 
     deinit {
         padded?.deallocate()
         transposed.deallocate()
+        work?.deallocate()
     }
 
     /// The input the kernels read: the caller's, or its zero-bordered copy.
@@ -113,9 +119,9 @@ final class DirectConv {
 /// A conv with its activation, and the max pooling after it when `pool` is given: one fused
 /// conv + pool layer where the kernels take all its passes, else a conv layer and a pool layer.
 func convLayers(_ g: ConvGeometry, relu: Bool, pool: (size: Int, name: String)?, name: String, input: UnsafePointer<Float>,
-                gradInput: UnsafeMutablePointer<Float>?, weights: Weights, maxBatch: Int,
+                gradInput: UnsafeMutablePointer<Float>?, weights: Weights, maxBatch: Int, precision: Precision,
                 poolGradient: (Int) -> UnsafeMutablePointer<Float>) -> [any Layer] {
-    let direct = DirectConv(g, relu: relu, maxBatch: maxBatch)
+    let direct = DirectConv(g, relu: relu, maxBatch: maxBatch, precision: precision)
     if let pool, relu, direct.fast && (direct.fastInput || gradInput == nil) {
         return [ConvPoolLayer(direct, pool: pool.size, name: name + "+" + pool.name, input: input, gradInput: gradInput, weights: weights, maxBatch: maxBatch)]
     }
@@ -159,11 +165,23 @@ final class ConvPoolLayer: Layer {
     }
 
     func forward(batch: Int, pass: Pass) {
+        if let work = direct.work {
+            dpk_bf16_conv_pool_forward(&direct.geometry, Int32(pool), direct.input(input, batch: batch), weights.kernel, weights.bias,
+                                       output, argmax, scratch, work, Int32(batch))
+            return
+        }
         dpk_conv_pool_forward(direct.kernels, &direct.geometry, Int32(pool), direct.input(input, batch: batch), weights.kernel, weights.bias,
                               output, argmax, scratch, Int32(batch))
     }
 
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        if let work = direct.work {
+            // The forward pass left its bf16 input in `work`.
+            dpk_bf16_conv_pool_backward(&direct.geometry, Int32(pool), output, argmax, gradOutput, weights.kernel, scratch, work,
+                                        weights.kernelGrad, weights.biasGrad, gradInput.map(direct.gradientBuffer), Int32(batch))
+            if let gradInput { direct.finishGradient(gradInput, batch: batch) }
+            return
+        }
         // The forward pass left the padded input in `direct.padded`.
         let x = direct.padded.map { UnsafePointer($0) } ?? input
         dpk_conv_pool_backward(direct.kernels, &direct.geometry, Int32(pool), x, output, argmax, gradOutput, weights.kernel,
@@ -208,6 +226,10 @@ final class Conv2DLayer: Layer {
             Kernels.addBias(output, rows: rows, weights.bias, columns: g.filters, relu: direct.relu)
             return
         }
+        if let work = direct.work {
+            dpk_bf16_conv_forward(&direct.geometry, direct.input(input, batch: batch), kernel, weights.bias, output, work, Int32(batch))
+            return
+        }
         dpk_conv_forward(direct.kernels, &direct.geometry, direct.input(input, batch: batch), kernel, weights.bias, output, Int32(batch))
     }
 
@@ -228,17 +250,26 @@ final class Conv2DLayer: Layer {
         } else {
             Kernels.columnSums(gradOutput, rows: rows, columns: g.filters, into: weights.biasGrad)
         }
-        // The forward pass left the padded input in `direct.padded`.
-        dpk_conv_backward_weights(direct.kernels, &direct.geometry, direct.padded.map { UnsafePointer($0) } ?? input,
-                                  gradOutput, weights.kernelGrad, Int32(batch))
+        if let work = direct.work {
+            // Both gradients from the bf16 input the forward pass left in `work`; a kernel row the
+            // BF16 input gradient does not take (kw·in_c not a multiple of 16) gets it in FP32 below.
+            dpk_bf16_conv_backward(&direct.geometry, gradOutput, kernel, work, weights.kernelGrad,
+                                   gradInput != nil && direct.fastInput ? direct.gradientBuffer(gradInput!) : nil, Int32(batch))
+        } else {
+            // The forward pass left the padded input in `direct.padded`.
+            dpk_conv_backward_weights(direct.kernels, &direct.geometry, direct.padded.map { UnsafePointer($0) } ?? input,
+                                      gradOutput, weights.kernelGrad, Int32(batch))
+        }
         guard let gradInput else { return }
         guard direct.fastInput else {
             Kernels.gemm(transB: true, m: rows, n: g.patchSize, k: g.filters, gradOutput, kernel, cols!)
             Kernels.col2im(cols!, gradInput, batch: batch, g)
             return
         }
-        dpk_conv_backward_input(direct.kernels, &direct.geometry, gradOutput, kernel, direct.transposed,
-                                direct.gradientBuffer(gradInput), Int32(batch))
+        if direct.work == nil {
+            dpk_conv_backward_input(direct.kernels, &direct.geometry, gradOutput, kernel, direct.transposed,
+                                    direct.gradientBuffer(gradInput), Int32(batch))
+        }
         direct.finishGradient(gradInput, batch: batch)
     }
 }
@@ -280,7 +311,9 @@ final class MaxPoolLayer: Layer {
 }
 
 /// Dense: x·kernel + bias, then ReLU when the fusion pass joined one; the network's last Dense
-/// gives the logits the softmax cross-entropy reads.
+/// gives the logits the softmax cross-entropy reads. With --precision bf16 its input, kernel and
+/// output gradient are rounded to bf16 first: their products are exact in FP32, so OpenBLAS's FP32
+/// GEMM over them is a BF16 GEMM with FP32 sums (no faster: a dense layer is a sliver of a CNN's work).
 final class DenseLayer: Layer {
     let name: String
     let inputs, units: Int
@@ -290,29 +323,45 @@ final class DenseLayer: Layer {
     let gradInput: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     var outputCount: Int { units }
+    /// bf16: the rounded input, kernel and output gradient; nil in FP32.
+    private let rounded: (input: UnsafeMutablePointer<Float>, kernel: UnsafeMutablePointer<Float>, gradient: UnsafeMutablePointer<Float>)?
 
     init(inputs: Int, units: Int, relu: Bool, name: String, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
-         weights: Weights, maxBatch: Int) {
+         weights: Weights, maxBatch: Int, precision: Precision = .fp32) {
         (self.inputs, self.units, self.relu, self.name) = (inputs, units, relu, name)
         (self.input, self.gradInput, self.weights) = (input, gradInput, weights)
         output = .allocate(capacity: maxBatch * units)
+        rounded = precision == .bf16 ? (.allocate(capacity: maxBatch * inputs), .allocate(capacity: inputs * units), .allocate(capacity: maxBatch * units)) : nil
     }
 
     deinit {
         output.deallocate()
+        if let rounded { [rounded.input, rounded.kernel, rounded.gradient].forEach { $0.deallocate() } }
         weights.free()
     }
 
     func forward(batch: Int, pass: Pass) {
-        Kernels.gemm(m: batch, n: units, k: inputs, input, weights.kernel, output)
+        var x = input, w = UnsafePointer(weights.kernel)
+        if let rounded {
+            Precision.round(input, into: rounded.input, count: batch * inputs)
+            Precision.round(weights.kernel, into: rounded.kernel, count: inputs * units)
+            (x, w) = (UnsafePointer(rounded.input), UnsafePointer(rounded.kernel))
+        }
+        Kernels.gemm(m: batch, n: units, k: inputs, x, w, output)
         Kernels.addBias(output, rows: batch, weights.bias, columns: units, relu: relu)
     }
 
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         if relu { Kernels.reluBackward(gradOutput, output: output, count: batch * units) }
-        Kernels.gemm(transA: true, m: inputs, n: units, k: batch, input, gradOutput, weights.kernelGrad)
         Kernels.columnSums(gradOutput, rows: batch, columns: units, into: weights.biasGrad)
+        var x = input, w = UnsafePointer(weights.kernel), d = UnsafePointer(gradOutput)
+        if let rounded {
+            // The forward pass left the rounded input and kernel.
+            Precision.round(gradOutput, into: rounded.gradient, count: batch * units)
+            (x, w, d) = (UnsafePointer(rounded.input), UnsafePointer(rounded.kernel), UnsafePointer(rounded.gradient))
+        }
+        Kernels.gemm(transA: true, m: inputs, n: units, k: batch, x, d, weights.kernelGrad)
         guard let gradInput else { return }
-        Kernels.gemm(transB: true, m: batch, n: inputs, k: units, gradOutput, weights.kernel, gradInput)
+        Kernels.gemm(transB: true, m: batch, n: inputs, k: units, d, w, gradInput)
     }
 }

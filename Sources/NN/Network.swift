@@ -60,6 +60,8 @@ public final class Network {
     public var layerCount: Int { layers.count }
     /// Keras's layer names; a step the fusion pass joined reads "conv2d+max_pooling2d".
     public var layerNames: [String] { layers.map(\.name) }
+    /// What the conv and dense layers multiply in (a replica takes its primary's).
+    public let precision: Precision
 
     private let layers: [any Layer]
     /// Per layer: the gradient of its output, nil when nothing before it learns (no backward).
@@ -75,16 +77,19 @@ public final class Network {
 
     /// The model flags' shorthand.
     public convenience init(_ architecture: Architecture, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>? = nil,
-                            sharingWeightsWith primary: Network? = nil) throws {
-        try self.init(architecture.graph(), maxBatch: maxBatch, gradients: gradients, sharingWeightsWith: primary)
+                            sharingWeightsWith primary: Network? = nil, precision: Precision = .fp32) throws {
+        try self.init(architecture.graph(), maxBatch: maxBatch, gradients: gradients, sharingWeightsWith: primary, precision: precision)
     }
 
     /// `gradients`: where `computeGradients` writes, `parameterCount` floats; nil allocates.
     /// `sharingWeightsWith`: a replica for another thread of the same rank. It reads the
-    /// primary's weights and has its own gradients and activations.
+    /// primary's weights and has its own gradients and activations. `precision`: bf16 is
+    /// refused where `Precision.unavailable` says why.
     public init(_ graph: ModelGraph, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>? = nil,
-                sharingWeightsWith primary: Network? = nil) throws {
+                sharingWeightsWith primary: Network? = nil, precision: Precision = .fp32) throws {
         precondition(primary == nil || primary!.graph == graph, "a replica needs the primary's graph")
+        if let reason = precision.unavailable() { throw NetworkError(description: "--precision \(precision.rawValue): \(reason)") }
+        self.precision = primary?.precision ?? precision
         let nodes = try graph.resolve()
         self.graph = graph
         self.maxBatch = max(maxBatch, 1)
@@ -124,7 +129,7 @@ public final class Network {
         input = .allocate(capacity: self.maxBatch * inputCount)
 
         var builder = Builder(nodes: nodes, tensors: tensors, parameters: parameters.baseAddress!, gradients: self.gradients.baseAddress!,
-                              input: input, maxBatch: self.maxBatch)
+                              input: input, maxBatch: self.maxBatch, precision: self.precision)
         try builder.build()
         layers = builder.layers
         gradOutputs = builder.gradOutputs
@@ -250,6 +255,7 @@ private struct Builder {
     let parameters, gradients: UnsafeMutablePointer<Float>
     let input: UnsafeMutablePointer<Float>
     let maxBatch: Int
+    let precision: Precision
     var layers: [any Layer] = []
     var gradOutputs: [UnsafeMutablePointer<Float>?] = []
     var edges: [[UnsafeMutablePointer<Float>]] = []
@@ -262,8 +268,9 @@ private struct Builder {
     private var readers: [[Int]]
 
     init(nodes: [ModelGraph.Resolved], tensors: [ParameterTensor], parameters: UnsafeMutablePointer<Float>,
-         gradients: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>, maxBatch: Int) {
+         gradients: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>, maxBatch: Int, precision: Precision) {
         self.nodes = nodes
+        self.precision = precision
         self.tensors = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
         (self.parameters, self.gradients, self.input, self.maxBatch) = (parameters, gradients, input, maxBatch)
         readers = Array(repeating: [], count: nodes.count)
@@ -332,7 +339,7 @@ private struct Builder {
                                      filters: c.filters, padding: c.padding)
                 var poolGradient: UnsafeMutablePointer<Float>?
                 let made = convLayers(g, relu: relu, pool: pool, name: name, input: inputPointer, gradInput: gradInput,
-                                      weights: weights(node, units: c.filters), maxBatch: maxBatch) { count in
+                                      weights: weights(node, units: c.filters), maxBatch: maxBatch, precision: precision) { count in
                     let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
                     p.initialize(repeating: 0, count: count)
                     poolGradient = p
@@ -349,7 +356,7 @@ private struct Builder {
                     tail = next
                 }
                 let dense = DenseLayer(inputs: node.inputShapes[0][0], units: d.units, relu: relu, name: name, input: inputPointer,
-                                       gradInput: gradInput, weights: weights(node, units: d.units), maxBatch: maxBatch)
+                                       gradInput: gradInput, weights: weights(node, units: d.units), maxBatch: maxBatch, precision: precision)
                 try finish(dense, activation: d.activation, node: i, tail: tail)
             case .maxPooling2D(let p), .averagePooling2D(let p):
                 let average = if case .averagePooling2D = node.node.layer { true } else { false }

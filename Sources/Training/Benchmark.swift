@@ -33,6 +33,8 @@ public struct RankFigures: Codable, Sendable {
 
 public struct BenchmarkReport: Codable, Sendable {
     public let kernels: String
+    /// fp32 or bf16 (`--precision`).
+    public let precision: String
     public let cpu: String
     public let ranks: Int
     public let threadsPerRank: Int
@@ -42,7 +44,7 @@ public struct BenchmarkReport: Codable, Sendable {
     public let imagesPerSecond: Double
     public let flopPerImage: Int
     public let gflops: Double
-    /// The FMA loop on every thread of every rank at once: the limit of these cores.
+    /// The FMA loop (bf16: the vdpbf16ps loop) on every thread of every rank at once: the limit of these cores.
     public let peakGFLOPS: Double
     public let shareOfPeak: Double
     /// Rank 0's CPU seconds per step over all its threads, and its FLOP per CPU-second as a share of one
@@ -101,7 +103,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     let peaks = UnsafeMutablePointer<Double>.allocate(capacity: workerCount)
     defer { peaks.deallocate() }
     _ = workers.run { i, _, _, _ in
-        peaks[i] = Kernels.fmaPeak(seconds: 0.3)
+        peaks[i] = Kernels.peak(training.computePrecision, seconds: 0.3)
         return Totals()
     }
     let rankPeak = (0..<workerCount).reduce(0) { $0 + peaks[$1] }
@@ -138,7 +140,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     let flop = try model.trainingFLOP()
     let peak = perRank.reduce(0) { $0 + $1.peakGFLOPS }
     let gflops = imagesPerSecond * Double(flop) / 1e9
-    return BenchmarkReport(kernels: Kernels.pathName, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
+    return BenchmarkReport(kernels: Kernels.pathName, precision: training.computePrecision.rawValue, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
                            reduction: training.reduction.rawValue, batchSize: training.batchSize, steps: config.steps, imagesPerSecond: imagesPerSecond,
                            flopPerImage: flop, gflops: gflops, peakGFLOPS: peak, shareOfPeak: gflops / peak,
                            cpuSecondsPerStep: cpuPerStep,
@@ -174,10 +176,11 @@ extension BenchmarkReport {
         func ms(_ s: Double) -> String { String(format: "%8.3f", s * 1000) }
         func share(_ s: Double) -> String { String(format: "%5.1f%%", 100 * s / times.step) }
         var lines = [
-            "kernels: \(kernels)   cpu: \(cpu)",
+            "kernels: \(kernels)   precision: \(precision)   cpu: \(cpu)",
             "ranks \(ranks) x threads \(threadsPerRank), global batch \(batchSize), \(reduction) reduction, \(steps) steps after warm-up",
-            String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   FMA-loop peak %.1f GFLOP/s   share of peak %.1f%%",
-                   imagesPerSecond, gflops, flopPerImage, peakGFLOPS, 100 * shareOfPeak),
+            String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   ", imagesPerSecond, gflops, flopPerImage)
+                + (precision == "bf16" ? "BF16 dot-loop" : "FMA-loop")
+                + String(format: " peak %.1f GFLOP/s   share of peak %.1f%%", peakGFLOPS, 100 * shareOfPeak),
             String(format: "rank 0 CPU time %.3f ms per step (all threads): %.1f%% of the limit per CPU-second, which load on a shared machine does not lower",
                    1000 * cpuSecondsPerStep, 100 * shareOfPeakPerCPUSecond),
             "",

@@ -39,13 +39,15 @@ extension Trainer {
             let rankBatch = (config.batchSize + comm.size - 1) / comm.size
             let count = max(1, min(threads, rankBatch))
             let reduction = FloatReduction(parameterCount: parameterCount, comm: comm)
-            let workers = try Workers(config.model, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients, seed: config.seed)
+            let workers = try Workers(config.model, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients, seed: config.seed,
+                                      precision: config.computePrecision)
             reduction.attach(workers)
             return (workers, reduction)
         case .exact:
             let shards = (config.batchSize + config.shardSize - 1) / config.shardSize
             let count = max(1, min(threads, (shards + comm.size - 1) / comm.size))
-            let workers = try Workers(config.model, count: count, maxBatch: max(config.shardSize, 50), gradients: nil, seed: config.seed)
+            let workers = try Workers(config.model, count: count, maxBatch: max(config.shardSize, 50), gradients: nil, seed: config.seed,
+                                      precision: config.computePrecision)
             return (workers, ExactReduction(workers: workers, shardSize: config.shardSize, comm: comm))
         }
     }

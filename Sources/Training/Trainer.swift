@@ -93,10 +93,11 @@ public final class Trainer {
                 observers = [ProgressPrinter(epochs: self.config.epochs, ranks: comm.size), MetricsLogger(run: run),
                              TensorBoardLogger(directory: run.path, every: self.config.observing.logEvery),
                              CheckpointPolicy(trainer: self), FinalFiles(run: run, network: network, config: self.config)] + [observation.timeline].compactMap { $0 }
-                let start = RunStart(ranks: comm.size, threads: workers.count, parameterCount: parameterCount, runDirectory: run.path,
+                var start = RunStart(ranks: comm.size, threads: workers.count, parameterCount: parameterCount, runDirectory: run.path,
                                      epoch: state.epoch, globalStep: state.globalStep, resumedFrom: resumedFrom, hosts: observation.hosts,
                                      model: self.config.model, dataDirectory: data.directory, dataShape: "\(data.shape)",
                                      dataFingerprint: data.fingerprint)
+                start.kernelPath += self.config.computePrecision == .bf16 ? " (bf16)" : ""
                 try notify { try $0.runStarted(start) }
             } catch {
                 failure = error

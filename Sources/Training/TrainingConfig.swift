@@ -36,6 +36,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// With early stopping: end with the weights of the best epoch (Keras's restore_best_weights).
     public var restoreBestWeights = false
     public var reduction = ReductionKind.exact
+    /// What the conv and dense layers multiply in (`--precision`); nil: fp32 (configurations
+    /// saved before it existed).
+    public var precision: Precision?
     /// Examples per micro-shard of the exact reduction: the unit whose gradient is computed
     /// whole by one worker, so the result is the same at any rank and thread count.
     public var shardSize = 10
@@ -59,6 +62,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var observability: ObservabilitySettings?
 
     public init() {}
+
+    public var computePrecision: Precision { precision ?? .fp32 }
 
     /// The learning rate given, or the optimizer's default.
     public var baseLearningRate: Float { learningRate ?? optimizer.kind.defaultLearningRate }
@@ -84,6 +89,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         var resolved = self
         resolved.learningRate = baseLearningRate
         resolved.observability = observing
+        resolved.precision = computePrecision
         guard let data = try? JSONEncoder().encode(resolved),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
         var settings: [String: String] = [:]

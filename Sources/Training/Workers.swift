@@ -19,8 +19,9 @@ final class Workers {
     /// `count` workers whose networks take up to `maxBatch` examples at once. `gradients`: where
     /// the primary writes (and `computeGradients` leaves the sum); nil gives it its own buffer.
     /// `seed`: the key of dropout masks and augmentation.
-    init(_ model: ModelGraph, count: Int, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>?, seed: UInt64) throws {
-        let primary = try Network(model, maxBatch: maxBatch, gradients: gradients)
+    init(_ model: ModelGraph, count: Int, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>?, seed: UInt64,
+         precision: Precision = .fp32) throws {
+        let primary = try Network(model, maxBatch: maxBatch, gradients: gradients, precision: precision)
         replicas = try [primary] + (1..<max(count, 1)).map { _ in try Network(model, maxBatch: maxBatch, sharingWeightsWith: primary) }
         for replica in replicas { replica.seed = seed }
         // Each worker gathers straight into its network's input.

@@ -9,6 +9,7 @@ struct Bench: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: DataOptions
     @OptionGroup var scaling: ScalingOptions
+    @OptionGroup var precision: PrecisionOption
     @OptionGroup var optimizer: OptimizerOptions
     @OptionGroup var modelFile: ModelFileOption
     @Option(help: "Worker threads per rank (default: as train).") var threads: Int?
@@ -27,6 +28,7 @@ struct Bench: ParsableCommand {
         config.training.dataDirectory = data.path
         config.training.dataLoading = data.loading
         scaling.apply(to: &config.training)
+        precision.apply(to: &config.training)
         do { _ = try modelFile.apply(to: &config.training, optimizer: optimizer) } catch { fail("\(error)") }
         config.training.threads = threads
         config.warmupSteps = warmup

@@ -12,6 +12,7 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var optimizer: OptimizerOptions
     @OptionGroup var scaling: ScalingOptions
+    @OptionGroup var precision: PrecisionOption
     @OptionGroup var observability: ObservabilityOptions
     @Option(help: "Epochs to train.") var epochs = defaults.epochs
     @Option(help: "Seed for the initial weights and the shuffles.") var seed = defaults.seed
@@ -52,6 +53,7 @@ struct Train: ParsableCommand {
         config.dataLoading = data.loading
         notes = try modelFile.apply(to: &config, optimizer: optimizer)
         scaling.apply(to: &config)
+        precision.apply(to: &config)
         config.epochs = epochs
         config.earlyStopping = earlyStopping
         config.restoreBestWeights = restoreBestWeights

@@ -94,6 +94,28 @@ void dpk_bn_input_grad(const float *x, const float *g, long rows, int channels, 
 /// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
 double dpk_fma_peak(double seconds);
 
+
+// BF16 (--precision bf16): the conv passes with inputs rounded to bf16 and FP32 sums (vdpbf16ps),
+// for the geometries the avx512 path takes (dpk_conv_supports). FP32 weights, gradients, bias,
+// ReLU and pooling. `work`: dpk_bf16_workspace(g, max_batch) bytes, 64-byte aligned, one per
+// layer; a backward pass reads the bf16 input its forward pass left there.
+/// Whether this CPU has AVX512_BF16 (and the AVX-512 the kernels around it need).
+int dpk_bf16_available(void);
+long dpk_bf16_workspace(const dpk_conv *g, int max_batch);
+/// dst[i] = src[i] rounded to bf16 (nearest even, denormals flushed, as vcvtne2ps2bf16).
+void dpk_to_bf16(const float *src, uint16_t *dst, long n);
+/// FLOP/s of a vdpbf16ps loop on this thread (the BF16 limit: twice the FP32 FMA loop's on Zen 4).
+double dpk_bf16_peak(double seconds);
+/// The same, kept as floats (the low 16 bits zero).
+void dpk_round_bf16(const float *src, float *dst, long n);
+void dpk_bf16_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, void *work, int batch);
+void dpk_bf16_conv_pool_forward(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
+                                float *pooled, int *argmax, float *scratch, void *work, int batch);
+/// dw (overwritten) from dout (the gradient after ReLU); din (overwritten) when not NULL.
+void dpk_bf16_conv_backward(const dpk_conv *g, const float *dout, const float *w, void *work, float *dw, float *din, int batch);
+void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *pooled, const int *argmax, const float *dpooled,
+                                 const float *w, float *scratch, void *work, float *dw, float *db, float *din, int batch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,411 @@
+// The conv passes with BF16 inputs and FP32 sums, for CPUs with AVX512_BF16 (Zen 4, Cooper Lake,
+// Sapphire Rapids). vdpbf16ps multiplies pairs of bf16 along the reduction and adds both products
+// into one FP32 lane: twice the work of an FP32 FMA per instruction. So every pass is the FP32
+// kernels' register tile (conv_impl.h) with the reduction taken two at a time:
+//   acc[r][v] += A(r, pair p) · B(pair p, 16 lanes of v)
+// A: one pair of bf16 broadcast as 32 bits; B: 16 pairs interleaved, [p][lane][2].
+// forward:     r = output column, pairs along (kw, c) of one kernel row (contiguous in NHWC; an odd
+//              kw·in_c is padded with a zero weight, the pair's second input is the next one, × 0);
+//              B = the kernel packed [kh][p][f][2].
+// weight grad: r = (kw, c), pairs of output columns (ow, ow+1): A = the input with each element
+//              paired with the one `stride` columns right (q below), B = dout paired the same way.
+// input grad:  r = output column, pairs of filters (contiguous in dout), B = the kernel transposed
+//              per row and packed [kh][f/2][kw·in_c][2].
+// Inputs are rounded to bf16 (round to nearest even, as vcvtne2ps2bf16) once per layer and call;
+// weights, their gradients, the bias, ReLU and pooling stay FP32.
+#if defined(__x86_64__)
+#include "include/ckernels.h"
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef uint16_t bf16;
+
+int dpk_bf16_available(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
+}
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"))), apply_to = function)
+
+void dpk_max_pool_avx512(const float *, float *, int *, int, int, int, int, int);
+
+typedef float vf __attribute__((vector_size(64)));
+typedef int vi __attribute__((vector_size(64)));
+
+enum { MODE_BIAS_RELU, MODE_STORE, MODE_ADD, MODE_BIAS };
+#define UNROLL _Pragma("clang loop unroll(full)")
+
+// ---- Conversions ------------------------------------------------------------------------------
+
+/// dst[i] = bf16(src[i]), n any.
+void dpk_to_bf16(const float *src, uint16_t *dst, long n)
+{
+    long i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i)));
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i));
+        _mm256_mask_storeu_epi16(dst + i, m, h);
+    }
+}
+
+void dpk_round_bf16(const float *src, float *dst, long n)
+{
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i));
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+    }
+}
+
+/// dst[2i] = bf16(lo[i]), dst[2i+1] = bf16(hi[i]) (0 when hi is NULL); n a multiple of 16.
+static void interleave(const float *lo, const float *hi, bf16 *dst, int n)
+{
+    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                           23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int i = 0; i < n; i += 16) {
+        __m512 h = hi ? _mm512_loadu_ps(hi + i) : _mm512_setzero_ps();
+        __m512i both = (__m512i)_mm512_cvtne2ps_pbh(h, _mm512_loadu_ps(lo + i));  // lo in the low half
+        _mm512_storeu_si512(dst + 2 * i, _mm512_permutexvar_epi16(order, both));
+    }
+}
+
+// ---- The tile ---------------------------------------------------------------------------------
+
+// acc[r][v] = Σ_t Σ_p A(t, r, p) · B(t, p, v); A(t, r, p): the bf16 pair at a + t·at + r·ar + p·ap
+// (bytes), B(t, p, v): 16 pairs at b + t·bt + p·bp + 64·v. R and NV are constants at every call site.
+static inline __attribute__((always_inline)) void tile(const int R, const int NV, int T, int P,
+    const char *a, long at, long ar, long ap, const char *b, long bt, long bp,
+    int mode, float *c, long ldc, const float *bias)
+{
+    __m512 acc[12][4];
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int t = 0; t < T; t++) {
+        const char *ta = a + t * at, *tb = b + t * bt;
+        for (int p = 0; p < P; p++) {
+            __m512i w[4];
+            UNROLL for (int v = 0; v < NV; v++) w[v] = _mm512_loadu_si512(tb + p * bp + 64 * v);
+            UNROLL for (int r = 0; r < R; r++) {
+                int32_t pair;
+                memcpy(&pair, ta + r * ar + p * ap, 4);
+                __m512bh x = (__m512bh)_mm512_set1_epi32(pair);
+                UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, (__m512bh)w[v]);
+            }
+        }
+    }
+    UNROLL for (int v = 0; v < NV; v++) {
+        __m512 bv = mode == MODE_BIAS_RELU || mode == MODE_BIAS ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
+        UNROLL for (int r = 0; r < R; r++) {
+            float *o = c + r * ldc + 16 * v;
+            if (mode == MODE_BIAS_RELU) _mm512_storeu_ps(o, _mm512_max_ps(_mm512_add_ps(acc[r][v], bv), _mm512_setzero_ps()));
+            else if (mode == MODE_BIAS) _mm512_storeu_ps(o, _mm512_add_ps(acc[r][v], bv));
+            else if (mode == MODE_STORE) _mm512_storeu_ps(o, acc[r][v]);
+            else _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[r][v]));
+        }
+    }
+}
+
+#define TILE_ARGS T, P, a, at, ar, ap, b, bt, bp, mode, c, ldc, bias
+#define CASE_R(nv, r) case r: tile(r, nv, TILE_ARGS); return;
+
+// Up to 12 rows of 1-2 vectors, 8 of 3, 6 of 4: 32 registers hold the accumulators, B and A.
+static void tile_any(int R, int NV, int T, int P, const char *a, long at, long ar, long ap,
+                     const char *b, long bt, long bp, int mode, float *c, long ldc, const float *bias)
+{
+    switch (NV) {
+    case 1: switch (R) { CASE_R(1, 1) CASE_R(1, 2) CASE_R(1, 3) CASE_R(1, 4) CASE_R(1, 5) CASE_R(1, 6)
+                         CASE_R(1, 7) CASE_R(1, 8) CASE_R(1, 9) CASE_R(1, 10) CASE_R(1, 11) CASE_R(1, 12) } break;
+    case 2: switch (R) { CASE_R(2, 1) CASE_R(2, 2) CASE_R(2, 3) CASE_R(2, 4) CASE_R(2, 5) CASE_R(2, 6)
+                         CASE_R(2, 7) CASE_R(2, 8) CASE_R(2, 9) CASE_R(2, 10) CASE_R(2, 11) CASE_R(2, 12) } break;
+    case 3: switch (R) { CASE_R(3, 1) CASE_R(3, 2) CASE_R(3, 3) CASE_R(3, 4) CASE_R(3, 5) CASE_R(3, 6)
+                         CASE_R(3, 7) CASE_R(3, 8) } break;
+    case 4: switch (R) { CASE_R(4, 1) CASE_R(4, 2) CASE_R(4, 3) CASE_R(4, 4) CASE_R(4, 5) CASE_R(4, 6) } break;
+    }
+    __builtin_trap();
+}
+
+static int rmax(int nv) { return nv <= 2 ? 12 : nv == 3 ? 8 : 6; }
+
+// `rows` tile rows by `vectors` columns of 16 floats: column blocks of up to 4 vectors, row blocks
+// of nearly equal size that fit the registers.
+static void tiles(int rows, int vectors, int T, int P, const char *a, long at, long ar, long ap,
+                  const char *b, long bt, long bp, int mode, float *c, long ldc, const float *bias)
+{
+    for (int v0 = 0; v0 < vectors; v0 += 4) {
+        int nv = vectors - v0 < 4 ? vectors - v0 : 4;
+        int blocks = (rows + rmax(nv) - 1) / rmax(nv), rm = (rows + blocks - 1) / blocks;
+        for (int r0 = 0; r0 < rows; r0 += rm) {
+            int r = rows - r0 < rm ? rows - r0 : rm;
+            tile_any(r, nv, T, P, a + r0 * ar, at, ar, ap, b + 64 * v0, bt, bp, mode, c + r0 * ldc + 16 * v0, ldc,
+                     bias ? bias + 16 * v0 : 0);
+        }
+    }
+}
+
+// ---- The workspace ----------------------------------------------------------------------------
+
+// One layer's bf16 buffers, carved from the caller's `work` (dpk_bf16_workspace bytes).
+typedef struct {
+    bf16 *wp;       // the kernel for the forward pass, [kh][p][f][2]
+    bf16 *wb;       // the kernel as it is, in bf16
+    uint32_t *wt;   // the kernel per row transposed, [kh][f/2][kw·in_c] pairs
+    uint32_t *q;    // one image's input, each element paired with the one `stride` columns right
+    bf16 *d;        // one image's output gradient
+    uint32_t *d2;   // the same, pairs of output columns, [oh][ow/2][f] pairs
+    bf16 *x;        // the batch's input, [batch, in_h, in_w, in_c], and slack for the odd pair (last:
+                    // the only part whose size depends on the batch)
+} buffers;
+
+static long align64(long bytes) { return (bytes + 63) / 64 * 64; }
+static long pairs_forward(const dpk_conv *g) { return ((long)g->kernel * g->in_c + 1) / 2; }
+static long pairs_columns(const dpk_conv *g) { return (g->out_w + 1) / 2; }
+static long image_size(const dpk_conv *g) { return (long)g->in_h * g->in_w * g->in_c; }
+
+static buffers carve(const dpk_conv *g, void *work, int max_batch, long *total)
+{
+    const long kc = (long)g->kernel * g->in_c, F = g->filters;
+    const long sizes[] = {
+        2 * (g->kernel * pairs_forward(g) * F * 2),
+        2 * (g->kernel * kc * F),
+        4 * (g->kernel * kc * F / 2),
+        4 * (image_size(g) + 16),
+        2 * ((long)g->out_h * g->out_w * F),
+        4 * ((long)g->out_h * pairs_columns(g) * F),
+        2 * (max_batch * image_size(g) + 32),
+    };
+    char *p = work;
+    void *parts[7];
+    long offset = 0;
+    for (int i = 0; i < 7; i++) {
+        parts[i] = p ? p + offset : 0;
+        offset += align64(sizes[i]);
+    }
+    if (total) *total = offset;
+    return (buffers){parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6]};
+}
+
+long dpk_bf16_workspace(const dpk_conv *g, int max_batch)
+{
+    long total;
+    carve(g, 0, max_batch, &total);
+    return total;
+}
+
+// The workspace holds a batch of max_batch images; the passes need only `batch` of them.
+static buffers parts(const dpk_conv *g, void *work) { return carve(g, work, 1, 0); }
+
+// x and its slack: the forward pass's odd pair reads one element past an image (× a zero weight).
+static void convert_input(const dpk_conv *g, const float *in, buffers *b, int batch)
+{
+    const long n = batch * image_size(g);
+    dpk_to_bf16(in, b->x, n);
+    memset(b->x + n, 0, 64);
+}
+
+// ---- Forward ----------------------------------------------------------------------------------
+
+static void pack_forward(const dpk_conv *g, const float *w, bf16 *wp)
+{
+    const long kc = (long)g->kernel * g->in_c, F = g->filters, P = pairs_forward(g);
+    for (int kh = 0; kh < g->kernel; kh++)
+        for (long p = 0; p < P; p++) {
+            const float *row = w + (kh * kc + 2 * p) * F;
+            interleave(row, 2 * p + 1 < kc ? row + F : 0, wp + ((kh * P + p) * F) * 2, F);
+        }
+}
+
+static void forward_images(const dpk_conv *g, const bf16 *x, const bf16 *wp, const float *bias, float *out, int batch)
+{
+    const long row = (long)g->in_w * g->in_c, F = g->filters, P = pairs_forward(g);
+    for (int n = 0; n < batch; n++) {
+        const bf16 *image = x + n * image_size(g);
+        for (int oh = 0; oh < g->out_h; oh++)
+            tiles(g->out_w, F / 16, g->kernel, P,
+                  (const char *)(image + oh * g->stride * row), 2 * row, 2L * g->stride * g->in_c, 4,
+                  (const char *)wp, P * F * 4, F * 4, g->linear ? MODE_BIAS : MODE_BIAS_RELU,
+                  out + ((long)n * g->out_h + oh) * g->out_w * F, F, bias);
+    }
+}
+
+void dpk_bf16_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, void *work, int batch)
+{
+    buffers b = parts(g, work);
+    convert_input(g, in, &b, batch);
+    pack_forward(g, w, b.wp);
+    forward_images(g, b.x, b.wp, bias, out, batch);
+}
+
+void dpk_bf16_conv_pool_forward(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
+                                float *pooled, int *argmax, float *scratch, void *work, int batch)
+{
+    buffers b = parts(g, work);
+    convert_input(g, in, &b, batch);
+    pack_forward(g, w, b.wp);
+    const long out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
+    for (int n = 0; n < batch; n++) {
+        forward_images(g, b.x + n * image_size(g), b.wp, bias, scratch, 1);
+        dpk_max_pool_avx512(scratch, pooled + n * out, argmax + n * out, 1, g->out_h, g->out_w, g->filters, pool);
+    }
+}
+
+// ---- Backward ---------------------------------------------------------------------------------
+
+// q[ih][iw][c] = (x[ih][iw][c], x[ih][iw + stride][c]), 0 past the row.
+static void pair_columns(const dpk_conv *g, const bf16 *x, uint32_t *q)
+{
+    const long row = (long)g->in_w * g->in_c, shift = (long)g->stride * g->in_c;
+    const long inside = row > shift ? row - shift : 0;
+    for (int ih = 0; ih < g->in_h; ih++) {
+        const bf16 *s = x + ih * row;
+        uint32_t *d = q + ih * row;
+        for (long i = 0; i < inside; i++) d[i] = s[i] | (uint32_t)s[i + shift] << 16;
+        for (long i = inside; i < row; i++) d[i] = s[i];
+    }
+}
+
+// wt[kh][p][j] = (w[kh][j][2p], w[kh][j][2p+1]): each kernel row's pairs of filters transposed.
+static void pack_transposed(const dpk_conv *g, const float *w, bf16 *wb, uint32_t *wt)
+{
+    const long kc = (long)g->kernel * g->in_c, half = g->filters / 2;
+    dpk_to_bf16(w, wb, g->kernel * kc * g->filters);
+    const uint32_t *pairs = (const uint32_t *)wb;
+    for (int kh = 0; kh < g->kernel; kh++)
+        for (long j = 0; j < kc; j++)
+            for (long p = 0; p < half; p++) wt[(kh * half + p) * kc + j] = pairs[(kh * kc + j) * half + p];
+}
+
+// One image: dw (+)= its weight gradient; din (if given) = its input gradient. dout: FP32.
+static void backward_image(const dpk_conv *g, const buffers *b, const bf16 *x, const float *dout,
+                           float *dw, int accumulate, float *din)
+{
+    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters, P = pairs_columns(g);
+    // dout paired along output columns, and as it is.
+    for (int oh = 0; oh < g->out_h; oh++)
+        for (long p = 0; p < P; p++) {
+            const float *at = dout + ((long)oh * g->out_w + 2 * p) * F;
+            interleave(at, 2 * p + 1 < g->out_w ? at + F : 0, (bf16 *)(b->d2 + (oh * P + p) * F), F);
+        }
+    pair_columns(g, x, b->q);
+    for (int kh = 0; kh < g->kernel; kh++)
+        tiles(kc, F / 16, g->out_h, P,
+              (const char *)(b->q + kh * row), 4L * g->stride * row, 4, 8L * g->stride * g->in_c,
+              (const char *)b->d2, P * F * 4, F * 4, accumulate ? MODE_ADD : MODE_STORE,
+              dw + kh * kc * F, F, 0);
+    if (!din) return;
+    dpk_to_bf16(dout, b->d, (long)g->out_h * g->out_w * F);
+    memset(din, 0, sizeof(float) * image_size(g));
+    for (int kh = 0; kh < g->kernel; kh++)
+        for (int oh = 0; oh < g->out_h; oh++)
+            tiles(g->out_w, kc / 16, 1, F / 2,
+                  (const char *)(b->d + (long)oh * g->out_w * F), 0, F * 2, 4,
+                  (const char *)(b->wt + kh * (F / 2) * kc), 0, kc * 4, MODE_ADD,
+                  din + (oh * g->stride + kh) * row, (long)g->stride * g->in_c, 0);
+}
+
+void dpk_bf16_conv_backward(const dpk_conv *g, const float *dout, const float *w, void *work, float *dw, float *din, int batch)
+{
+    buffers b = parts(g, work);
+    if (din) pack_transposed(g, w, b.wb, b.wt);
+    const long out = (long)g->out_h * g->out_w * g->filters;
+    for (int n = 0; n < batch; n++)
+        backward_image(g, &b, b.x + n * image_size(g), dout + n * out, dw, n > 0, din ? din + n * image_size(g) : 0);
+}
+
+// dconv [h, w, c] = the pooled gradient at each window's winner where the winner (the ReLU output)
+// is positive, zeros elsewhere; db += its column sums. (fused_impl.h's unpool_relu at 16 lanes.)
+static void unpool_relu(const float *dpooled, const float *pooled, const int *argmax, float *dconv, float *db,
+                        int h, int w, int c, int p)
+{
+    const int oh = h / p, ow = w / p;
+    vi lanes;
+    for (int i = 0; i < 16; i++) lanes[i] = i;
+    memset(dconv + oh * p * w * c, 0, sizeof(float) * (h - oh * p) * w * c);
+    for (int y = 0; y < oh * p && ow * p < w; y++)
+        memset(dconv + (y * w + ow * p) * c, 0, sizeof(float) * (w - ow * p) * c);
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            const int first = ((y * p) * w + x * p) * c;
+            for (int ch = 0; ch < c; ch += 16) {
+                vf gv, pv, dbv;
+                vi index;
+                memcpy(&gv, dpooled + ch, 64);
+                memcpy(&pv, pooled + ch, 64);
+                memcpy(&index, argmax + ch, 64);
+                gv = (vf)((vi)gv & (pv > 0));
+                memcpy(&dbv, db + ch, 64);
+                dbv += gv;
+                memcpy(db + ch, &dbv, 64);
+                for (int dy = 0; dy < p; dy++)
+                    for (int dx = 0; dx < p; dx++) {
+                        const int at = first + (dy * w + dx) * c + ch;
+                        vf value = (vf)((vi)gv & (index == lanes + at));
+                        memcpy(dconv + at, &value, 64);
+                    }
+            }
+            dpooled += c;
+            pooled += c;
+            argmax += c;
+        }
+}
+
+void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *pooled, const int *argmax, const float *dpooled,
+                                 const float *w, float *scratch, void *work, float *dw, float *db, float *din, int batch)
+{
+    buffers b = parts(g, work);
+    const long out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
+    memset(db, 0, sizeof(float) * g->filters);
+    if (din) pack_transposed(g, w, b.wb, b.wt);
+    for (int n = 0; n < batch; n++) {
+        unpool_relu(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
+        backward_image(g, &b, b.x + n * image_size(g), scratch, dw, n > 0, din ? din + n * image_size(g) : 0);
+    }
+}
+
+// ---- The limit ----------------------------------------------------------------------------------
+
+volatile float dpk_bf16_sink;
+
+// Twelve independent vdpbf16ps chains; returns FLOPs done (64 per instruction).
+static double dot_loop(long iterations)
+{
+    __m512 acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), y = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+    for (long n = 0; n < iterations; n++) {
+        UNROLL for (int i = 0; i < 12; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+        __asm__ volatile("" : "+v"(x));  // one loop-carried input, so the loop is not folded
+    }
+    float sum = 0;
+    for (int i = 0; i < 12; i++) sum += acc[i][0];
+    dpk_bf16_sink = sum;
+    return 64.0 * 12 * iterations;
+}
+
+double dpk_bf16_peak(double seconds)
+{
+    double flops = 0, start = dpk_now(), elapsed;
+    do flops += dot_loop(1 << 20);
+    while ((elapsed = dpk_now() - start) < seconds);
+    return flops / elapsed;
+}
+
+#pragma clang attribute pop
+#else
+double dpk_bf16_peak(double seconds) { (void)seconds; return 0; }
+#include "include/ckernels.h"
+int dpk_bf16_available(void) { return 0; }
+long dpk_bf16_workspace(const dpk_conv *g, int max_batch) { (void)g; (void)max_batch; return 0; }
+void dpk_to_bf16(const float *src, uint16_t *dst, long n) { (void)src; (void)dst; (void)n; __builtin_trap(); }
+void dpk_round_bf16(const float *src, float *dst, long n) { (void)src; (void)dst; (void)n; __builtin_trap(); }
+void dpk_bf16_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, void *work, int batch) { __builtin_trap(); }
+void dpk_bf16_conv_pool_forward(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
+                                float *pooled, int *argmax, float *scratch, void *work, int batch) { __builtin_trap(); }
+void dpk_bf16_conv_backward(const dpk_conv *g, const float *dout, const float *w, void *work, float *dw, float *din, int batch) { __builtin_trap(); }
+void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *pooled, const int *argmax, const float *dpooled,
+                                 const float *w, float *scratch, void *work, float *dw, float *db, float *din, int batch) { __builtin_trap(); }
+#endif

@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
     double times[64];
     for (int i = 2; i < argc; i++) {
         long n = atol(argv[i]);
-        int repeats = n <= 65536 ? 64 : n <= (1 << 20) ? 16 : 8;
+        int repeats = n <= 65536 ? 64 : 16;
         for (int r = -2; r < repeats; r++) {  // two warm-up rounds
             MPI_Barrier(MPI_COMM_WORLD);
             double t = MPI_Wtime();

@@ -36,19 +36,26 @@ import TestSupport
             "s.allreduce_seconds('recursive_doubling', 4, \(n), s.Network(10e-6, 1e9, 30e-6, 65536, 2e9))",
             "s.allreduce_seconds('tree', 1, \(n), \(Self.net))",
         ])
+        let a: Double = 10e-6, ar: Double = 30e-6, ms: Double = 1e-3
         // ring: 2(p-1) = 6 rounds of n/4 = 1 MB (past the eager limit): 6 (a_r + 1 ms)
-        #expect(Self.close(got[0], 6 * (30e-6 + 1e-3)), "\(got[0])")
+        let ring4: Double = 6 * (ar + ms)
+        #expect(Self.close(got[0], ring4), "\(got[0])")
         // tree, p = 4: reduce 2 (a_r + 4 ms); broadcast: rank 0 sends to 1 and 2 at once (8 ms
         // for both), then 1 sends to 3 (4 ms)
-        #expect(Self.close(got[1], 2 * (30e-6 + 4e-3) + (30e-6 + 8e-3) + (30e-6 + 4e-3)), "\(got[1])")
+        let reduce4: Double = 2 * (ar + 4 * ms), broadcast4: Double = (ar + 8 * ms) + (ar + 4 * ms)
+        #expect(Self.close(got[1], reduce4 + broadcast4), "\(got[1])")
         // tree, p = 3: reduce 1 -> 0, then 2 -> 0; broadcast: 0 sends to 1 and 2 at once
-        #expect(Self.close(got[2], 2 * (30e-6 + 4e-3) + (30e-6 + 8e-3)), "\(got[2])")
+        let broadcast3: Double = ar + 8 * ms
+        #expect(Self.close(got[2], reduce4 + broadcast3), "\(got[2])")
         // ring, p = 2, 64 KiB: two rounds of 32 KiB, eager: 2 (a + 32,768 B / B)
-        #expect(Self.close(got[3], 2 * (10e-6 + 32_768e-9)), "\(got[3])")
+        let eager: Double = 2 * (a + 32_768e-9)
+        #expect(Self.close(got[3], eager), "\(got[3])")
         // Rabenseifner, p = 4: halves of 2 MB then 1 MB, each there and back
-        #expect(Self.close(got[4], 2 * (30e-6 + 2e-3) + 2 * (30e-6 + 1e-3)), "\(got[4])")
+        let halving: Double = 2 * (ar + 2 * ms) + 2 * (ar + ms)
+        #expect(Self.close(got[4], halving), "\(got[4])")
         // recursive doubling, p = 4: 2 rounds of the whole payload, each summed at 2 GB/s (2 ms)
-        #expect(Self.close(got[5], 2 * (30e-6 + 4e-3 + 2e-3)), "\(got[5])")
+        let doubling: Double = 2 * (ar + 4 * ms + 2 * ms)
+        #expect(Self.close(got[5], doubling), "\(got[5])")
         #expect(got[6] == 0)
     }
 
@@ -60,8 +67,10 @@ import TestSupport
             "s.broadcast_seconds(4, 4e6, s.Network(10e-6, 1e9, 30e-6, 65536, leaf=2))",
             "s.broadcast_seconds(4, 4e6, \(Self.net))",
         ])
-        #expect(Self.close(got[0], 15e-6 + 6e-3 + 30e-6 + 4e-3), "\(got[0])")
-        #expect(Self.close(got[1], 30e-6 + 8e-3 + 30e-6 + 4e-3), "\(got[1])")
+        let ar: Double = 30e-6, ms: Double = 1e-3
+        let fatTree: Double = ar / 2 + 6 * ms + ar + 4 * ms, flat: Double = ar + 8 * ms + ar + 4 * ms
+        #expect(Self.close(got[0], fatTree), "\(got[0])")
+        #expect(Self.close(got[1], flat), "\(got[1])")
     }
 
     @Test func overlapStartsEachBucketWhenItsLayersAreDone() throws {
@@ -78,9 +87,11 @@ import TestSupport
             "\(model).payload",
             "s.payload_of([('conv2d', 832), ('max_pooling2d', 0), ('conv2d_1', 51264), ('dense', 10250)])[0]",
         ])
-        #expect(Self.close(got[0], 2 * (1e-3 + 2_512e-9)), "\(got[0])")
+        let a: Double = 1e-3
+        let second: Double = 2 * (a + 2_512e-9), whole: Double = 2 * (a + 5_038e-9)
+        #expect(Self.close(got[0], second), "\(got[0])")
         // No overlap: the whole 10,076 B after the backward pass.
-        #expect(Self.close(got[1], 2 * (1e-3 + 5_038e-9)), "\(got[1])")
+        #expect(Self.close(got[1], whole), "\(got[1])")
         #expect(got[2] == 10_076)
         // The reference model's exact-reduction payload: 4 (62,346 + 128 x 6 + 7) bytes.
         #expect(got[3] == 252_484)

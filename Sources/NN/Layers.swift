@@ -72,6 +72,9 @@ final class DirectConv {
     /// With --precision bf16: the BF16 kernels' buffers (the batch's input in bf16, the packed
     /// kernel), for a conv the kernels take; nil runs FP32.
     let work: UnsafeMutableRawPointer?
+    /// Whether the BF16 kernels also take the input gradient. They need 16 filters a vector and
+    /// kw·in_c a multiple of 16; the FP32 kernels may take more (8-wide vectors on this CPU too).
+    let bf16Input: Bool
 
     init(_ g: ConvGeometry, relu: Bool, maxBatch: Int, precision: Precision = .fp32) {
         self.g = g
@@ -87,8 +90,9 @@ final class DirectConv {
         fastInput = fast && dpk_conv_supports(kernels, &geometry, Int32(DPK_BACKWARD_INPUT)) != 0
         padded = fast && pads ? .allocate(capacity: maxBatch * reachHeight * reachWidth * g.inChannels) : nil
         transposed = .allocate(capacity: fastInput ? g.patchSize * g.filters : 0)
-        work = fast && precision == .bf16
-            ? .allocate(byteCount: dpk_bf16_workspace(&geometry, Int32(maxBatch)), alignment: 64) : nil
+        let bf16 = fast && precision == .bf16 && g.filters % 16 == 0
+        work = bf16 ? .allocate(byteCount: dpk_bf16_workspace(&geometry, Int32(maxBatch)), alignment: 64) : nil
+        bf16Input = bf16 && fastInput && g.kernel * g.inChannels % 16 == 0
     }
 
     deinit {
@@ -175,7 +179,7 @@ final class ConvPoolLayer: Layer {
     }
 
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        if let work = direct.work {
+        if let work = direct.work, gradInput == nil || direct.bf16Input {
             // The forward pass left its bf16 input in `work`.
             dpk_bf16_conv_pool_backward(&direct.geometry, Int32(pool), output, argmax, gradOutput, weights.kernel, scratch, work,
                                         weights.kernelGrad, weights.biasGrad, gradInput.map(direct.gradientBuffer), Int32(batch))
@@ -254,7 +258,7 @@ final class Conv2DLayer: Layer {
             // Both gradients from the bf16 input the forward pass left in `work`; a kernel row the
             // BF16 input gradient does not take (kw·in_c not a multiple of 16) gets it in FP32 below.
             dpk_bf16_conv_backward(&direct.geometry, gradOutput, kernel, work, weights.kernelGrad,
-                                   gradInput != nil && direct.fastInput ? direct.gradientBuffer(gradInput!) : nil, Int32(batch))
+                                   gradInput != nil && direct.bf16Input ? direct.gradientBuffer(gradInput!) : nil, Int32(batch))
         } else {
             // The forward pass left the padded input in `direct.padded`.
             dpk_conv_backward_weights(direct.kernels, &direct.geometry, direct.padded.map { UnsafePointer($0) } ?? input,
@@ -266,7 +270,7 @@ final class Conv2DLayer: Layer {
             Kernels.col2im(cols!, gradInput, batch: batch, g)
             return
         }
-        if direct.work == nil {
+        if !direct.bf16Input {
             dpk_conv_backward_input(direct.kernels, &direct.geometry, gradOutput, kernel, direct.transposed,
                                     direct.gradientBuffer(gradInput), Int32(batch))
         }

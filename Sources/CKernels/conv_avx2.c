@@ -1,4 +1,4 @@
-// The kernels for AVX2 + FMA (16 vector registers: tiles up to 6 rows x 16 floats).
+// The kernels for AVX2 + FMA (16 vector registers: tiles up to 6 rows x 16 floats; 4 x 24 spills).
 #if defined(__x86_64__)
 #include "include/ckernels.h"
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)

@@ -31,22 +31,28 @@ enum { MODE_BIAS_RELU, MODE_STORE, MODE_ADD, MODE_BIAS };
 #define UNROLL _Pragma("clang loop unroll(full)")
 
 // R and NV are constants at every call site, so the accumulators live in registers.
+// Row r of A starts at r·ar and of C at r·ldc, or at ao[r] and co[r] when G (a tile whose rows span
+// output rows).
 static inline __attribute__((always_inline)) void FN(tile)(
-    const int R, const int NV, int T, int K,
-    const float *a, long at, long ar, long ak,
+    const int G, const int R, const int NV, int T, int K,
+    const float *a, long at, long ar, const long *ao, long ak,
     const float *b, long bt, long ldb,
-    int mode, float *c, long ldc, const float *bias)
+    int mode, float *c, long ldc, const long *co, const float *bias)
 {
     vf acc[RMAX1][NVMAX];
-    UNROLL for (int r = 0; r < R; r++)
+    long off[RMAX1];
+    UNROLL for (int r = 0; r < R; r++) {
+        off[r] = G ? ao[r] : r * ar;
         UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+    }
+#define C_ROW(r) (c + (G ? co[r] : (r) * ldc))
     for (int t = 0; t < T; t++) {
         const float *at_ = a + t * at, *bt_ = b + t * bt;
         for (int k = 0; k < K; k++) {
             vf w[NVMAX];
             UNROLL for (int v = 0; v < NV; v++) w[v] = FN(load)(bt_ + k * ldb + v * VL);
             UNROLL for (int r = 0; r < R; r++) {
-                vf x = FN(splat)(at_[r * ar + k * ak]);
+                vf x = FN(splat)(at_[off[r] + k * ak]);
                 UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * w[v];
             }
         }
@@ -56,32 +62,33 @@ static inline __attribute__((always_inline)) void FN(tile)(
             vf bv = FN(load)(bias + v * VL);
             UNROLL for (int r = 0; r < R; r++) {
                 vf y = acc[r][v] + bv;
-                FN(store)(c + r * ldc + v * VL, __builtin_elementwise_max(y, (vf){0}));
+                FN(store)(C_ROW(r) + v * VL, __builtin_elementwise_max(y, (vf){0}));
             }
         }
     } else if (mode == MODE_BIAS) {
         UNROLL for (int v = 0; v < NV; v++) {
             vf bv = FN(load)(bias + v * VL);
-            UNROLL for (int r = 0; r < R; r++) FN(store)(c + r * ldc + v * VL, acc[r][v] + bv);
+            UNROLL for (int r = 0; r < R; r++) FN(store)(C_ROW(r) + v * VL, acc[r][v] + bv);
         }
     } else if (mode == MODE_STORE) {
         UNROLL for (int r = 0; r < R; r++)
-            UNROLL for (int v = 0; v < NV; v++) FN(store)(c + r * ldc + v * VL, acc[r][v]);
+            UNROLL for (int v = 0; v < NV; v++) FN(store)(C_ROW(r) + v * VL, acc[r][v]);
     } else {
         UNROLL for (int r = 0; r < R; r++)
             UNROLL for (int v = 0; v < NV; v++) {
-                float *p = c + r * ldc + v * VL;
+                float *p = C_ROW(r) + v * VL;
                 FN(store)(p, FN(load)(p) + acc[r][v]);
             }
     }
 }
+#undef C_ROW
 
-#define TILE_ARGS T, K, a, at, ar, ak, b, bt, ldb, mode, c, ldc, bias
-#define CASE_R(nv, r) case r: FN(tile)(r, nv, TILE_ARGS); return;
+#define TILE_ARGS T, K, a, at, ar, ao, ak, b, bt, ldb, mode, c, ldc, co, bias
+#define CASE_R(nv, r) case r: if (ao) FN(tile)(1, r, nv, TILE_ARGS); else FN(tile)(0, r, nv, TILE_ARGS); return;
 
-// One instantiation per (R, NV): R up to RMAX(NV).
-static void FN(tile_any)(int R, int NV, int T, int K, const float *a, long at, long ar, long ak,
-                         const float *b, long bt, long ldb, int mode, float *c, long ldc, const float *bias)
+// One instantiation per (R, NV) and row addressing: R up to RMAX(NV).
+static void FN(tile_any)(int R, int NV, int T, int K, const float *a, long at, long ar, const long *ao, long ak,
+                         const float *b, long bt, long ldb, int mode, float *c, long ldc, const long *co, const float *bias)
 {
     switch (NV) {
     case 1: switch (R) { CASE_R(1, 1) CASE_R(1, 2) CASE_R(1, 3) CASE_R(1, 4) CASE_R(1, 5) CASE_R(1, 6)
@@ -115,31 +122,73 @@ static int FN(rmax)(int nv) { return nv == 1 ? RMAX1 : nv == 2 ? RMAX2 : nv == 3
 
 // Calls tile_any over a span of `rows` tile rows and `vectors` columns of VL floats: column
 // blocks of up to NVMAX vectors, row blocks of nearly equal size that fit the registers.
+// Row blocks of nearly equal size that fit the registers: 8 rows as 4 + 4, not 6 + a weak 2.
+static int FN(row_block)(int rows, int nv)
+{
+    int blocks = (rows + FN(rmax)(nv) - 1) / FN(rmax)(nv);
+    return (rows + blocks - 1) / blocks;
+}
+
 static void FN(tiles)(int rows, int vectors, int T, int K, const float *a, long at, long ar, long ak,
                       const float *b, long bt, long ldb, int mode, float *c, long ldc, const float *bias)
 {
     for (int v0 = 0; v0 < vectors; v0 += NVMAX) {
-        int nv = vectors - v0 < NVMAX ? vectors - v0 : NVMAX;
-        // Equal row blocks: 8 rows as 4 + 4, not 6 + a weak 2.
-        int blocks = (rows + FN(rmax)(nv) - 1) / FN(rmax)(nv), rm = (rows + blocks - 1) / blocks;
+        int nv = vectors - v0 < NVMAX ? vectors - v0 : NVMAX, rm = FN(row_block)(rows, nv);
         for (int r0 = 0; r0 < rows; r0 += rm) {
             int r = rows - r0 < rm ? rows - r0 : rm;
-            FN(tile_any)(r, nv, T, K, a + r0 * ar, at, ar, ak, b + v0 * VL, bt, ldb, mode,
-                         c + r0 * ldc + v0 * VL, ldc, bias ? bias + v0 * VL : 0);
+            FN(tile_any)(r, nv, T, K, a + r0 * ar, at, ar, 0, ak, b + v0 * VL, bt, ldb, mode,
+                         c + r0 * ldc + v0 * VL, ldc, 0, bias ? bias + v0 * VL : 0);
         }
     }
+}
+
+// As tiles, over the pixels of a width-wide image: pixel p's row of A starts at a_row·(p / width) +
+// a_column·(p % width) and of C at c_row·(p / width) + c_column·(p % width). A tile spans output rows,
+// so short rows (8 wide for the reference model's conv2) still fill the registers.
+typedef struct { long a_row, a_column, c_row, c_column; } FN(pixels);
+
+static void FN(pixel_tiles)(int pixels, int width, FN(pixels) at_pixel, int vectors, int T, int K,
+                            const float *a, long at, long ak, const float *b, long bt, long ldb,
+                            int mode, float *c, const float *bias)
+{
+    for (int v0 = 0; v0 < vectors; v0 += NVMAX) {
+        int nv = vectors - v0 < NVMAX ? vectors - v0 : NVMAX, rm = FN(row_block)(pixels, nv);
+        for (int r0 = 0; r0 < pixels; r0 += rm) {
+            int r = pixels - r0 < rm ? pixels - r0 : rm;
+            long ao[RMAX1], co[RMAX1];
+            for (int i = 0; i < r; i++) {
+                int y = (r0 + i) / width, x = (r0 + i) % width;
+                ao[i] = y * at_pixel.a_row + x * at_pixel.a_column;
+                co[i] = y * at_pixel.c_row + x * at_pixel.c_column;
+            }
+            FN(tile_any)(r, nv, T, K, a, at, 0, ao, ak, b + v0 * VL, bt, ldb, mode,
+                         c + v0 * VL, 0, co, bias ? bias + v0 * VL : 0);
+        }
+    }
+}
+
+// Whether tiles over the image's pixels fill more registers than tiles within an output row.
+static int FN(spans_rows)(const dpk_conv *g, int vectors)
+{
+    int nv = vectors < NVMAX ? vectors : NVMAX;
+    return FN(row_block)(g->out_h * g->out_w, nv) > FN(row_block)(g->out_w, nv);
 }
 
 void FN(dpk_conv_forward)(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch)
 {
     const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
+    const int mode = g->linear ? MODE_BIAS : MODE_BIAS_RELU;
     for (int n = 0; n < batch; n++) {
         const float *image = in + n * g->in_h * row;
-        for (int oh = 0; oh < g->out_h; oh++)
-            FN(tiles)(g->out_w, F / VL, g->kernel, kc,
-                      image + oh * g->stride * row, row, (long)g->stride * g->in_c, 1,
-                      w, kc * F, F, g->linear ? MODE_BIAS : MODE_BIAS_RELU,
-                      out + ((long)n * g->out_h + oh) * g->out_w * F, F, bias);
+        float *o = out + (long)n * g->out_h * g->out_w * F;
+        if (FN(spans_rows)(g, F / VL))
+            FN(pixel_tiles)(g->out_h * g->out_w, g->out_w, (FN(pixels)){g->stride * row, (long)g->stride * g->in_c, g->out_w * F, F},
+                            F / VL, g->kernel, kc, image, row, 1, w, kc * F, F, mode, o, bias);
+        else
+            for (int oh = 0; oh < g->out_h; oh++)
+                FN(tiles)(g->out_w, F / VL, g->kernel, kc,
+                          image + oh * g->stride * row, row, (long)g->stride * g->in_c, 1,
+                          w, kc * F, F, mode, o + (long)oh * g->out_w * F, F, bias);
     }
 }
 
@@ -175,12 +224,17 @@ static void FN(input_image)(const dpk_conv *g, const float *d, const float *wt, 
 {
     const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
     memset(image, 0, sizeof(float) * g->in_h * row);
-    for (int kh = 0; kh < g->kernel; kh++)
-        for (int oh = 0; oh < g->out_h; oh++)
-            FN(tiles)(g->out_w, kc / VL, 1, F,
-                      d + (long)oh * g->out_w * F, 0, F, 1,
-                      wt + kh * F * kc, 0, kc, MODE_ADD,
-                      image + (oh * g->stride + kh) * row, (long)g->stride * g->in_c, 0);
+    if (FN(spans_rows)(g, kc / VL))
+        for (int kh = 0; kh < g->kernel; kh++)
+            FN(pixel_tiles)(g->out_h * g->out_w, g->out_w, (FN(pixels)){g->out_w * F, F, g->stride * row, (long)g->stride * g->in_c},
+                            kc / VL, 1, F, d, 0, 1, wt + kh * F * kc, 0, kc, MODE_ADD, image + kh * row, 0);
+    else
+        for (int kh = 0; kh < g->kernel; kh++)
+            for (int oh = 0; oh < g->out_h; oh++)
+                FN(tiles)(g->out_w, kc / VL, 1, F,
+                          d + (long)oh * g->out_w * F, 0, F, 1,
+                          wt + kh * F * kc, 0, kc, MODE_ADD,
+                          image + (oh * g->stride + kh) * row, (long)g->stride * g->in_c, 0);
 }
 
 void FN(dpk_conv_backward_input)(const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)

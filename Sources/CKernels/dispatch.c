@@ -97,25 +97,37 @@ void dpk_flush_denormals(void)
 #endif
 }
 
-int dpk_conv_supports(const dpk_path *p, const dpk_conv *g, int pass)
+static int fits(const path *p, const dpk_conv *g, int pass)
 {
     if (g->filters % p->vl != 0) return 0;
     return pass != DPK_BACKWARD_INPUT || (g->kernel * g->in_c) % p->vl == 0;
 }
 
+// The path's own kernels when the channels fill its vectors, else the widest narrower path's that
+// this CPU runs (24 filters take AVX2's 8-float vectors on an AVX-512 CPU, not im2col), else none.
+// A function of the geometry: the same layer always runs the same kernels.
+static const path *fitting(const dpk_path *p, const dpk_conv *g, int pass)
+{
+    for (const path *q = p; q < paths + PATH_COUNT; q++)
+        if ((q == p || runs_here(q)) && fits(q, g, pass)) return q;
+    return 0;
+}
+
+int dpk_conv_supports(const dpk_path *p, const dpk_conv *g, int pass) { return fitting(p, g, pass) != 0; }
+
 void dpk_conv_forward(const dpk_path *p, const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch)
 {
-    p->forward(g, in, w, bias, out, batch);
+    fitting(p, g, DPK_FORWARD)->forward(g, in, w, bias, out, batch);
 }
 
 void dpk_conv_backward_weights(const dpk_path *p, const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
 {
-    p->backward_weights(g, in, dout, dw, batch);
+    fitting(p, g, DPK_BACKWARD_WEIGHTS)->backward_weights(g, in, dout, dw, batch);
 }
 
 void dpk_conv_backward_input(const dpk_path *p, const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)
 {
-    p->backward_input(g, dout, w, wt, din, batch);
+    fitting(p, g, DPK_BACKWARD_INPUT)->backward_input(g, dout, w, wt, din, batch);
 }
 
 void dpk_relu_backward_bias(const dpk_path *p, float *grad, const float *out, int rows, int columns, float *db)
@@ -136,13 +148,14 @@ void dpk_max_pool_backward(const dpk_path *p, const float *gout, const int *argm
 void dpk_conv_pool_forward(const dpk_path *p, const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
                            float *pooled, int *argmax, float *scratch, int batch)
 {
-    p->conv_pool_forward(g, pool, in, w, bias, pooled, argmax, scratch, batch);
+    fitting(p, g, DPK_FORWARD)->conv_pool_forward(g, pool, in, w, bias, pooled, argmax, scratch, batch);
 }
 
 void dpk_conv_pool_backward(const dpk_path *p, const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,
                             const float *dpooled, const float *w, float *wt, float *scratch, float *dw, float *db, float *din, int batch)
 {
-    p->conv_pool_backward(g, pool, in, pooled, argmax, dpooled, w, wt, scratch, dw, db, din, batch);
+    fitting(p, g, din ? DPK_BACKWARD_INPUT : DPK_BACKWARD_WEIGHTS)->conv_pool_backward(g, pool, in, pooled, argmax, dpooled, w, wt,
+                                                                                       scratch, dw, db, din, batch);
 }
 
 double dpk_now(void)
@@ -152,12 +165,21 @@ double dpk_now(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-// The CPU's limit, so with its widest vectors whatever path the kernels are forced to.
+double dpk_thread_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+// The CPU's limit, so with its widest vectors whatever path the kernels are forced to. Timed in
+// this thread's CPU seconds: on a shared machine the time other processes hold the core is not the
+// core's limit.
 double dpk_fma_peak(double seconds)
 {
     const path *p = dpk_best_path();
-    double flops = 0, start = dpk_now(), elapsed;
+    double flops = 0, start = dpk_thread_seconds(), elapsed;
     do flops += p->fma_loop(1 << 20);
-    while ((elapsed = dpk_now() - start) < seconds);
+    while ((elapsed = dpk_thread_seconds() - start) < seconds);
     return flops / elapsed;
 }

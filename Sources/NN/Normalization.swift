@@ -1,3 +1,5 @@
+import CKernels
+
 /// Keras's BatchNormalization over the last axis. In training it normalises with the statistics
 /// of the examples it is given — under the exact reduction one micro-shard, so they are the same
 /// at any rank count (ghost batch normalisation) — and writes those statistics, weighted by the
@@ -62,12 +64,9 @@ final class BatchNormLayer: Layer {
         let n = batch * pixels
         if pass.training {
             sums.update(repeating: 0, count: 2 * channels)
-            for i in 0..<n { let x = input + i * channels; for c in 0..<channels { sums[c] += Double(x[c]) } }
+            dpk_channel_sums(input, n, Int32(channels), sums)
             for c in 0..<channels { sums[c] /= Double(n) }
-            for i in 0..<n {
-                let x = input + i * channels
-                for c in 0..<channels { let d = Double(x[c]) - sums[c]; squares[c] += d * d }
-            }
+            dpk_channel_squares(input, n, Int32(channels), sums, squares)
             let weight = Float(batch) * pass.gradientScale
             for c in 0..<channels {
                 let variance = Float(squares[c] / Double(n))
@@ -87,11 +86,7 @@ final class BatchNormLayer: Layer {
             scale[c] = inverse[c] * gamma[c]
             shift[c] = beta[c] - mean[c] * scale[c]
         }
-        for i in 0..<n {
-            let x = input + i * channels, y = output + i * channels
-            for c in 0..<channels { y[c] = x[c] * scale[c] + shift[c] }
-        }
-        if relu { Kernels.relu(output, into: output, count: n * channels) }
+        dpk_channel_affine(input, n, Int32(channels), scale, shift, output, relu ? 1 : 0)
     }
 
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
@@ -99,25 +94,18 @@ final class BatchNormLayer: Layer {
         if relu { Kernels.reluBackward(gradOutput, output: output, count: n * channels) }
         let (dBeta, dGamma) = (sums, squares)
         sums.update(repeating: 0, count: 2 * channels)
-        for i in 0..<n {
-            let x = input + i * channels, g = gradOutput + i * channels
-            for c in 0..<channels {
-                dBeta[c] += Double(g[c])
-                dGamma[c] += Double(g[c]) * Double((x[c] - mean[c]) * inverse[c])
-            }
-        }
+        dpk_bn_backward_sums(input, gradOutput, n, Int32(channels), mean, inverse, dBeta, dGamma)
         for c in 0..<channels {
             betaGrad[c] = Float(dBeta[c])
             gammaGrad[c] = Float(dGamma[c])
         }
         guard let gradInput else { return }
         // dx = γ/σ · (dy − Σdy/N − x̂ · Σ(dy·x̂)/N), with the batch statistics of the forward pass.
-        for i in 0..<n {
-            let x = input + i * channels, g = gradOutput + i * channels, dx = gradInput + i * channels
-            for c in 0..<channels {
-                let xHat = (x[c] - mean[c]) * inverse[c]
-                dx[c] = gamma[c] * inverse[c] * (g[c] - Float(dBeta[c] / Double(n)) - xHat * Float(dGamma[c] / Double(n)))
-            }
+        let (meanDy, meanDyXHat) = (scale, shift)  // free until the next forward pass
+        for c in 0..<channels {
+            meanDy[c] = Float(dBeta[c] / Double(n))
+            meanDyXHat[c] = Float(dGamma[c] / Double(n))
         }
+        dpk_bn_input_grad(input, gradOutput, n, Int32(channels), mean, inverse, gamma, meanDy, meanDyXHat, gradInput)
     }
 }

@@ -45,6 +45,10 @@ public struct BenchmarkReport: Codable, Sendable {
     /// The FMA loop on every thread of every rank at once: the limit of these cores.
     public let peakGFLOPS: Double
     public let shareOfPeak: Double
+    /// Rank 0's CPU seconds per step over all its threads, and its FLOP per CPU-second as a share of one
+    /// core's limit: on a shared machine other processes stretch the wall clock, not these.
+    public let cpuSecondsPerStep: Double
+    public let shareOfPeakPerCPUSecond: Double
     /// Rank 0's.
     public let times: StepTimes
     public let layers: [LayerTimes]
@@ -106,9 +110,9 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     seconds.forEach { $0.update(repeating: 0, count: slots) }
     var barrier = [0.0]
     try comm.allreduce(&barrier, .sum)
-    let start = Kernels.now()
+    let start = Kernels.now(), cpuStart = processCPUSeconds()
     for i in 0..<config.steps { try step(config.warmupSteps + i) }
-    let wall = Kernels.now() - start
+    let wall = Kernels.now() - start, cpuPerStep = (processCPUSeconds() - cpuStart) / Double(config.steps)
 
     // Mean per step over the workers.
     let n = Double(config.steps * workerCount)
@@ -137,6 +141,8 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     return BenchmarkReport(kernels: Kernels.pathName, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
                            reduction: training.reduction.rawValue, batchSize: training.batchSize, steps: config.steps, imagesPerSecond: imagesPerSecond,
                            flopPerImage: flop, gflops: gflops, peakGFLOPS: peak, shareOfPeak: gflops / peak,
+                           cpuSecondsPerStep: cpuPerStep,
+                           shareOfPeakPerCPUSecond: Double(examplesOnRank(training, comm) * flop) / cpuPerStep / (rankPeak / Double(workerCount)),
                            times: times, layers: layers, perRank: perRank)
 }
 
@@ -146,6 +152,14 @@ private func examplesOnRank(_ config: TrainingConfig, _ comm: Communicator) -> I
     guard config.reduction == .exact else { return batch * (comm.rank + 1) / comm.size - batch * comm.rank / comm.size }
     let shards = Workers.part(comm.rank, of: 0..<((batch + config.shardSize - 1) / config.shardSize), parts: comm.size)
     return min(shards.upperBound * config.shardSize, batch) - min(shards.lowerBound * config.shardSize, batch)
+}
+
+/// User and system seconds of every thread of this process.
+private func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + 1e-6 * Double(t.tv_usec) }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 private func cpuName() -> String {
@@ -164,6 +178,8 @@ extension BenchmarkReport {
             "ranks \(ranks) x threads \(threadsPerRank), global batch \(batchSize), \(reduction) reduction, \(steps) steps after warm-up",
             String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   FMA-loop peak %.1f GFLOP/s   share of peak %.1f%%",
                    imagesPerSecond, gflops, flopPerImage, peakGFLOPS, 100 * shareOfPeak),
+            String(format: "rank 0 CPU time %.3f ms per step (all threads): %.1f%% of the limit per CPU-second, which load on a shared machine does not lower",
+                   1000 * cpuSecondsPerStep, 100 * shareOfPeakPerCPUSecond),
             "",
             "rank 0, ms per step (forward/backward/data: mean over its threads)",
             "  data      \(ms(times.data)) \(share(times.data))",

@@ -69,6 +69,8 @@ void dpk_crop(const float *src, int batch, int ph, int pw, int top, int left, fl
 
 /// Monotonic seconds, for timing.
 double dpk_now(void);
+/// The calling thread's CPU seconds: kernel timings that other processes on the core do not inflate.
+double dpk_thread_seconds(void);
 
 // Fixed point for the exact gradient reduction (see Training/ExactReduction.swift): the largest
 // |x| as its float bits (integer max: exact, and a NaN's bits exceed infinity's), and
@@ -77,6 +79,17 @@ double dpk_now(void);
 uint32_t dpk_max_abs_bits(const float *x, long n);
 void dpk_quantize_add(const float *x, long n, float scale, int32_t *acc);
 void dpk_dequantize(const int32_t *q, long n, float unit, float *out);
+
+// Batch normalisation over [rows, channels] (see normalization.c): per-channel sums in double added
+// row by row (callers zero them); y = x·scale + shift (then ReLU); the backward pass's Σdy and
+// Σdy·x̂ with x̂ = (x − mean)·inverse; dx = γ·inverse·(dy − mean_dy − x̂·mean_dy_x_hat).
+void dpk_channel_sums(const float *x, long rows, int channels, double *sum);
+void dpk_channel_squares(const float *x, long rows, int channels, const double *mean, double *squares);
+void dpk_channel_affine(const float *x, long rows, int channels, const float *scale, const float *shift, float *y, int relu);
+void dpk_bn_backward_sums(const float *x, const float *g, long rows, int channels, const float *mean, const float *inverse,
+                          double *dbeta, double *dgamma);
+void dpk_bn_input_grad(const float *x, const float *g, long rows, int channels, const float *mean, const float *inverse,
+                       const float *gamma, const float *mean_dy, const float *mean_dy_x_hat, float *dx);
 
 /// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
 double dpk_fma_peak(double seconds);

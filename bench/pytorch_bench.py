@@ -24,7 +24,7 @@ Models (Keras semantics: Glorot-uniform kernels, zero biases; BN momentum 0.99, 
   cifar_convnet  3x3 same conv+BN+relu 32-32-pool-64-64-pool-128-GAP-Dense(10)  SGD 0.01, --data .npz
 
 Prints one JSON object (stdout): per (precision, threads) the images/s of the faster memory
-format and both formats' rates; peak_rss_mb of the whole process; settings.
+format, its images per CPU-second of the process, and both formats' rates; peak_rss_mb of the whole process; settings.
 """
 import argparse
 import gzip
@@ -150,6 +150,7 @@ def main(argv=None):
     for r in runners.values():
         r.steps(args.warmup)
     seconds = {(pr, f, t): 0.0 for pr, f in runners for t in threads}
+    cpu = dict.fromkeys(seconds, 0.0)  # process CPU time: what the steps cost when others share the cores
     # Two halves, thread counts in turn (reversed in the second), every network in each, so a
     # burst of load on the shared machine hits all of them; one untimed step after a switch.
     for half, n in enumerate((args.steps // 2, args.steps - args.steps // 2)):
@@ -157,15 +158,17 @@ def main(argv=None):
             torch.set_num_threads(t)
             next(iter(runners.values())).steps(1)
             for (pr, f), r in runners.items():
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 r.steps(n)
                 seconds[(pr, f, t)] += time.perf_counter() - start
+                cpu[(pr, f, t)] += time.process_time() - cpu_start
     results = []
     for pr in precisions:
         for t in threads:
             rates = {f: args.steps * args.batch_size / seconds[(pr, f, t)] for f in formats}
             best = max(rates, key=rates.get)
             results.append({"precision": pr, "threads": t, "images_per_second": round(rates[best], 1),
+                            "images_per_cpu_second": round(args.steps * args.batch_size / cpu[(pr, best, t)], 1),
                             "memory_format": best, "per_format": {f: round(v, 1) for f, v in rates.items()}})
     print(json.dumps({
         "runner": "pytorch", "torch_version": torch.__version__, "model": args.model,

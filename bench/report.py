@@ -60,6 +60,19 @@ def main(out_dir):
     def peak(rs):
         return max((r["peak_mb"] for r in rs), default=None)
 
+    # The FMA limit of one thread: the best rate of dptrain's 0.3 s FMA loop over every run of this
+    # bench/run (a run's own loop reads low when another process takes the core meanwhile).
+    limit = {}
+    for r in rows:
+        if r["fw"].startswith("dptrain") and r["ok"]:
+            o = r["out"]
+            key = o.get("precision", "fp32")
+            limit[key] = max(limit.get(key, 0), o["peakGFLOPS"] / (o["ranks"] * o["threadsPerRank"]))
+
+    def share_of(r):
+        o = r["out"]
+        return o["gflops"] / (limit[o.get("precision", "fp32")] * o["ranks"] * o["threadsPerRank"])
+
     def other(rs):
         return max((r["other_cpu"] for r in rs if r["other_cpu"] is not None), default=None)
 
@@ -71,25 +84,55 @@ def main(out_dir):
     print(f"- PyTorch as it comes: {header.get('pytorch_isa_default')}")
     print(f"- PyTorch limited to AVX2: {header.get('pytorch_isa_avx2')}")
     print()
-    print(f"Images/s in steady state, batch 100, median of {rounds} interleaved rounds; share = dptrain's "
-          "GFLOP/s over the FMA loop it runs on the same threads right after its warm-up (BF16 counted "
-          "against the FP32 limit); peak = max RSS of the process; others = the largest share of the CPU "
-          "that other processes took during a run of that row.")
+    print(f"Images/s in steady state, batch 100, median of {rounds} interleaved rounds. Share = dptrain's "
+          "GFLOP/s by wall clock over the FMA limit (the best rate per thread of the FMA loop `dptrain bench` runs "
+          "after its warm-up, over all runs here: " +
+          ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in limit.items()) + "; bf16: its BF16 dot-product loop, "
+          "where `dptrain bench` has one), and (after the /) `dptrain bench`'s own share per CPU-second of "
+          "the process; per CPU-s = the ratio of images per CPU-second of each process, "
+          "which other load stretches less than the wall clock (a thread spinning while it waits counts); "
+          "peak = max RSS of the process; others = the largest share of the CPU that other processes took "
+          "during a run of that row.")
     print()
     print("| model | dptrain path | threads | dptrain images/s | share of FMA limit | peer | peer images/s "
-          "| dptrain / peer | peak MB dptrain / peer | others' CPU |")
-    print("|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
+          "| dptrain / peer | per CPU-s | peak MB dptrain / peer | others' CPU |")
+    print("|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     keys = sorted({k[1:] for k in cases if k[0] in ("dptrain", "pytorch")},
                   key=lambda k: (list(CONVS).index(k[0]) if k[0] in CONVS else 9, list(PEER).index(k[1]), k[2]))
+
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.0f}%"
+
     for model, path, t in keys:
         d, p = cases.get(("dptrain", model, path, t), []), cases.get(("pytorch", model, path, t), [])
         di, pi = ips(d), ips(p)
-        share = median([r["out"]["shareOfPeak"] for r in ok(d)])
+        share = median([share_of(r) for r in ok(d)])
+        share_cpu = median([r["out"].get("shareOfPeakPerCPUSecond") for r in ok(d)])
+        d_cpu = median([r["out"]["batchSize"] / r["out"]["cpuSecondsPerStep"] for r in ok(d)
+                        if r["out"].get("cpuSecondsPerStep")])
+        p_cpu = median([r["out"].get("images_per_cpu_second") for r in ok(p)])
         formats = sorted({r["out"]["memory_format"] for r in ok(p)})
         peer = PEER[path] + (f" ({'/'.join(f.replace('contiguous', 'NCHW').replace('channels_last', 'NHWC') for f in formats)})" if formats else "")
         ratio = f"{di / pi:.2f}×" if di and pi else "–"
-        print(f"| {model} | `{path}` | {t} | {fmt(di)} | {fmt(share and 100 * share, '.0f') + '%' if share else '–'} | {peer} | {fmt(pi)} "
-              f"| {ratio} | {fmt(peak(d))} / {fmt(peak(p))} | {fmt((other(d + p) or 0) * 100, '.0f')}% |")
+        ratio_cpu = f"{d_cpu / p_cpu:.2f}×" if d_cpu and p_cpu else "–"
+        print(f"| {model} | `{path}` | {t} | {fmt(di)} | {pct(share)} / {pct(share_cpu)} | {peer} | {fmt(pi)} "
+              f"| {ratio} | {ratio_cpu} | {fmt(peak(d))} / {fmt(peak(p))} | {fmt((other(d + p) or 0) * 100, '.0f')}% |")
+    print()
+
+    # The same, one row per model and thread count (the README's table).
+    paths = [p for p in PEER if any(k[2] == p for k in cases)]
+    print("In short (images/s; dptrain's share of the FMA limit by wall clock; dptrain / peer):")
+    print()
+    print("| model | threads | " + " | ".join(f"dptrain `{p}` | {PEER[p]} | ×" for p in paths) + " |")
+    print("|---|---:|" + "---:|---:|---:|" * len(paths))
+    for model, t in sorted({(k[0], k[2]) for k in keys}, key=lambda k: (list(CONVS).index(k[0]) if k[0] in CONVS else 9, k[1])):
+        cells = []
+        for path in paths:
+            d, p = cases.get(("dptrain", model, path, t), []), cases.get(("pytorch", model, path, t), [])
+            di, pi = ips(d), ips(p)
+            share = median([share_of(r) for r in ok(d)])
+            cells += [fmt(di) + (f" ({100 * share:.0f}%)" if share else ""), fmt(pi), f"{di / pi:.2f}" if di and pi else "–"]
+        print(f"| {model} | {t} | " + " | ".join(cells) + " |")
     print()
 
     # Data parallelism: np ranks x 1 thread against one process with np threads.
@@ -139,7 +182,7 @@ def main(out_dir):
             for p, r in runs.items():
                 o = r["out"]
                 lay = o["layers"][li]
-                per_thread_peak = o["peakGFLOPS"] / (o["ranks"] * o["threadsPerRank"])
+                per_thread_peak = limit[o.get("precision", "fp32")]
                 images = o["batchSize"] / (o["ranks"] * o["threadsPerRank"])
                 for pass_, secs in (("forward", lay["forward"]), ("backward", lay["backward"])):
                     cell = f"{secs * 1000:.2f}"

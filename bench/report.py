@@ -71,7 +71,7 @@ def main(out_dir):
 
     def share_of(r):
         o = r["out"]
-        return o["gflops"] / (limit[o.get("precision", "fp32")] * o["ranks"] * o["threadsPerRank"])
+        return o["gflops"] / (limit[o.get("precision", "fp32")] * o["ranks"] * o["threadsPerRank"]) if limit else None
 
     def other(rs):
         return max((r["other_cpu"] for r in rs if r["other_cpu"] is not None), default=None)

@@ -11,7 +11,8 @@
                       variable after one Keras train_on_batch with SGD(0.01).
   augment.safetensors RandomFlip / RandomTranslation on known inputs with fixed transformations.
   dropout.safetensors Dropout's mask statistics (Keras semantics).
-`--only models` (examples/keras/): keras-io's mnist_convnet and a CIFAR-style residual model,
+`--only models` (examples/keras/): keras-io's mnist_convnet, a CIFAR-style residual model and the
+  benchmark's plain CIFAR-style convnet (bench/run),
   untrained, as .keras, .json (model.to_json()) and .summary.txt (model.summary()).
 
 Every file is reloaded and checked by an independent float64 NumPy interpreter of the .keras
@@ -641,6 +642,22 @@ def cifar_resnet():
     return model
 
 
+def cifar_convnet():
+    """The benchmark's CIFAR-style model: 3x3 same convs with BN, 32-32-pool-64-64-pool-128-GAP-Dense(10)."""
+    model = keras.Sequential([keras.Input(shape=(32, 32, 3))], name="cifar_convnet")
+    for filters, pool in ((32, False), (32, True), (64, False), (64, True), (128, False)):
+        model.add(L.Conv2D(filters, 3, padding="same"))
+        model.add(L.BatchNormalization())
+        model.add(L.Activation("relu"))
+        if pool:
+            model.add(L.MaxPooling2D(2))
+    model.add(L.GlobalAveragePooling2D())
+    model.add(L.Dense(10, activation="softmax"))
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(learning_rate=0.01),
+                  metrics=["accuracy"])
+    return model
+
+
 def summary_text(model, columns):
     """model.summary() exactly as Keras prints it through print_fn in a terminal `columns` wide
     (Keras uses min(88, columns - 4) for Sequential-like tables, min(108, columns - 4) with the
@@ -654,7 +671,8 @@ def summary_text(model, columns):
 
 def make_models():
     EXAMPLES.mkdir(parents=True, exist_ok=True)
-    for name, build in (("mnist_convnet", mnist_convnet), ("cifar_resnet", cifar_resnet)):
+    for name, build in (("mnist_convnet", mnist_convnet), ("cifar_resnet", cifar_resnet),
+                        ("cifar_convnet", cifar_convnet)):
         keras.backend.clear_session()
         keras.utils.set_random_seed(SEED)
         model = build()

@@ -111,6 +111,17 @@ struct LayerGraphTests {
         #expect(ours > 0.8, "60 steps of Adam reach well past chance: \(ours)")
     }
 
+    /// The example models as Keras wrote them (bench/run's among them): `dptrain summary --model`
+    /// prints the very table Keras's model.summary() printed for each, byte for byte.
+    @Test(arguments: ["mnist_convnet", "cifar_resnet", "cifar_convnet"])
+    func exampleSummariesAreKerasOwn(_ name: String) throws {
+        let examples = Repo.root.appendingPathComponent("examples/keras")
+        let result = try dptrain(["summary", "--model", examples.appendingPathComponent(name + ".keras").path], timeout: 60)
+        #expect(result.status == 0, "\(result)")
+        let keras = try String(contentsOf: examples.appendingPathComponent(name + ".summary.txt"), encoding: .utf8)
+        #expect(result.stdout == keras)
+    }
+
     /// A file that is no Keras model, or a layer DPTrain does not support: one line naming the
     /// file, the layer and what is wrong, status 1 on every rank under mpirun, nothing written.
     @Test(arguments: [

@@ -72,6 +72,15 @@ public final class Network {
     private let statistics: [(tensor: ParameterTensor, momentum: Float)]
     private let ownsParameters: Bool
     private let ownsGradients: Bool
+    /// Per layer: where the final part of `gradients` begins once its backward is done.
+    private let finalFrom: [Int]
+
+    /// Told during `computeGradients`, after each layer's backward but the first layer's, that
+    /// `gradients` from this offset on is final for the pass (those layers' variables, and the
+    /// statistics, which the forward pass writes); when the call returns, all of it is. A
+    /// bucketed reduction starts on a bucket the moment it is final, while the earlier layers'
+    /// backward runs.
+    public var gradientsFinal: ((Int) -> Void)?
 
     /// The model flags' shorthand.
     public convenience init(_ architecture: Architecture, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>? = nil,
@@ -131,6 +140,14 @@ public final class Network {
         gradientEdges = builder.edges
         gradientBuffers = builder.allocated
         statistics = builder.statistics
+        // After layer l's backward, the variables of every node whose first layer is l or later are final.
+        var finalFrom = Array(repeating: trainableCount, count: layers.count)
+        let owner = Dictionary(uniqueKeysWithValues: nodes.indices.flatMap { n in nodes[n].variables.map { ($0.path, n) } })
+        for t in tensors where t.trainable {
+            guard let last = builder.firstLayer[owner[t.name]!] else { continue }
+            for l in 0...last { finalFrom[l] = min(finalFrom[l], t.offset) }
+        }
+        self.finalFrom = finalFrom
     }
 
     deinit {
@@ -214,6 +231,7 @@ public final class Network {
             }
             layers[i].backward(gradOutput: gradOutput, batch: batch)
             if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
+            if i > 0 { gradientsFinal?(finalFrom[i]) }
         }
         return result
     }
@@ -255,6 +273,8 @@ private struct Builder {
     var edges: [[UnsafeMutablePointer<Float>]] = []
     var allocated: [UnsafeMutablePointer<Float>] = []
     var statistics: [(tensor: ParameterTensor, momentum: Float)] = []
+    /// Per node: the first layer built from it (the one whose backward finishes its variables).
+    var firstLayer: [Int: Int] = [:]
     /// Per node: the layer whose output is its output (-1: the model input).
     private var producer: [Int: Int] = [:]
     /// Per node: whether it, or anything before it, has trained weights (so it needs a gradient).
@@ -294,6 +314,8 @@ private struct Builder {
         var absorbed = Set<Int>()
         let last = nodes.count - 1
         for i in nodes.indices where !absorbed.contains(i) {
+            let before = layers.count
+            defer { if layers.count > before { firstLayer[i] = before } }
             let node = nodes[i]
             let name = node.node.name
             // The final softmax belongs to the loss: the layer before it gives the logits.

@@ -34,19 +34,25 @@ extension Trainer {
     /// in fixed chunks of at least 50).
     static func makeReduction(_ config: TrainingConfig, comm: Communicator, parameterCount: Int) throws -> (Workers, any GradientReduction) {
         let threads = config.threads ?? defaultThreads(localRanks: comm.localSize)
+        // One rank has nothing to hide: one bucket, reduced (a copy) after the backward pass.
+        let overlapped = (config.overlap ?? true) && comm.size > 1
+        let bytes = overlapped ? Int((config.bucketMB ?? TrainingConfig.defaultBucketMB) * 1_048_576) : nil
         switch config.reduction {
         case .float:
             let rankBatch = (config.batchSize + comm.size - 1) / comm.size
             let count = max(1, min(threads, rankBatch))
             let reduction = FloatReduction(parameterCount: parameterCount, comm: comm)
-            let workers = try Workers(config.model, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients, seed: config.seed)
-            reduction.attach(workers)
+            let workers = try Workers(config.model, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients,
+                                      seed: config.seed, overlapped: overlapped)
+            reduction.attach(workers, plan: BucketPlan(workers.primary.tensors, bytes: bytes))
             return (workers, reduction)
         case .exact:
             let shards = (config.batchSize + config.shardSize - 1) / config.shardSize
             let count = max(1, min(threads, (shards + comm.size - 1) / comm.size))
-            let workers = try Workers(config.model, count: count, maxBatch: max(config.shardSize, 50), gradients: nil, seed: config.seed)
-            return (workers, ExactReduction(workers: workers, shardSize: config.shardSize, comm: comm))
+            let workers = try Workers(config.model, count: count, maxBatch: max(config.shardSize, 50), gradients: nil, seed: config.seed,
+                                      overlapped: overlapped)
+            return (workers, ExactReduction(workers: workers, shardSize: config.shardSize,
+                                             plan: BucketPlan(workers.primary.tensors, bytes: bytes), comm: comm))
         }
     }
 

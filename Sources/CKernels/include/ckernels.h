@@ -78,6 +78,11 @@ uint32_t dpk_max_abs_bits(const float *x, long n);
 void dpk_quantize_add(const float *x, long n, float scale, int32_t *acc);
 void dpk_dequantize(const int32_t *q, long n, float unit, float *out);
 
+// A worker thread tells the main thread how far its gradient is final: a store with release
+// order (everything written before it is visible to whoever loads it) and a load with acquire.
+static inline void dpk_publish(long *slot, long value) { __atomic_store_n(slot, value, __ATOMIC_RELEASE); }
+static inline long dpk_observe(const long *slot) { return __atomic_load_n(slot, __ATOMIC_ACQUIRE); }
+
 /// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
 double dpk_fma_peak(double seconds);
 

@@ -79,8 +79,9 @@ final class BucketPipeline {
 
     /// Main thread: starts every bucket all workers are past, and drives the sums in flight.
     func poll() throws {
-        var from = Int.max
-        for w in 0..<workers { from = min(from, dpk_observe(final + w)) }
+        // Final where every worker is past: the one furthest behind decides.
+        var from = 0
+        for w in 0..<workers { from = max(from, dpk_observe(final + w)) }
         while started < plan.count && plan.flat[started].lowerBound >= from { try start() }
         if started > completed { try record(comm.progressSums()) }
     }

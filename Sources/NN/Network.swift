@@ -50,6 +50,8 @@ public final class Network {
     public let pixelScale: Float
     /// Seconds the forward part of the last `computeGradients` took (the timeline's split).
     public private(set) var forwardSeconds = 0.0
+    /// The batch of the last `forwardForGradients`.
+    private var passBatch = 0
     /// Keys of dropout and augmentation: the run's seed and the global step being computed.
     public var seed: UInt64 = 0
     public var step = 0
@@ -212,28 +214,49 @@ public final class Network {
     @discardableResult
     public func computeGradients(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
                                  gradientScale: Float, firstExample: Int = 0) -> Totals {
+        let result = forwardForGradients(input, labels: labels, batch: batch, gradientScale: gradientScale, firstExample: firstExample)
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let final = backward(layer: i)
+            if i > 0 { gradientsFinal?(final) }
+        }
+        return result
+    }
+
+    /// `computeGradients` in parts: the forward pass and the loss's gradient; then call
+    /// `backward(layer:)` for every layer from the last down to 0. A caller with several
+    /// networks can so run one layer's backward on all of them before the next layer's.
+    @discardableResult
+    public func forwardForGradients(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
+                                    gradientScale: Float, firstExample: Int = 0) -> Totals {
+        passBatch = batch
         if batch == 0 {
             gradients.update(repeating: 0)
+            forwardSeconds = 0
             return Totals()
         }
         let forwardStart = DispatchTime.now().uptimeNanoseconds
         let pass = Pass(training: true, seed: seed, step: step, firstExample: firstExample, gradientScale: gradientScale)
         let result = softmaxOutput(input, labels: labels, gradient: gradOutputs[layers.count - 1], batch: batch, pass: pass)
         forwardSeconds = Double(DispatchTime.now().uptimeNanoseconds - forwardStart) / 1e9
-        for i in stride(from: layers.count - 1, through: 0, by: -1) {
-            guard let gradOutput = gradOutputs[i] else { continue }
-            let start = layerSeconds == nil ? 0 : Kernels.now()
-            let edges = gradientEdges[i]
-            if !edges.isEmpty {
-                let count = batch * layers[i].outputCount
-                gradOutput.update(from: edges[0], count: count)
-                for edge in edges.dropFirst() { for j in 0..<count { gradOutput[j] += edge[j] } }
-            }
-            layers[i].backward(gradOutput: gradOutput, batch: batch)
-            if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
-            if i > 0 { gradientsFinal?(finalFrom[i]) }
-        }
         return result
+    }
+
+    /// Layer `i`'s backward of the last `forwardForGradients`; returns the offset from which
+    /// `gradients` is final once it is done (the same as `gradientsFinal` is told).
+    @discardableResult
+    public func backward(layer i: Int) -> Int {
+        guard passBatch > 0, let gradOutput = gradOutputs[i] else { return finalFrom[i] }
+        let batch = passBatch
+        let start = layerSeconds == nil ? 0 : Kernels.now()
+        let edges = gradientEdges[i]
+        if !edges.isEmpty {
+            let count = batch * layers[i].outputCount
+            gradOutput.update(from: edges[0], count: count)
+            for edge in edges.dropFirst() { for j in 0..<count { gradOutput[j] += edge[j] } }
+        }
+        layers[i].backward(gradOutput: gradOutput, batch: batch)
+        if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
+        return finalFrom[i]
     }
 
     /// Summed loss and correct count over `batch` examples in inference mode, without touching the gradients.

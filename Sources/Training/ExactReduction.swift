@@ -58,16 +58,20 @@ final class ExactReduction: GradientReduction {
     /// Seconds each worker spent gathering data and in forward passes in the last pass.
     private let workerGather: UnsafeMutablePointer<Double>
     private let workerForward: UnsafeMutablePointer<Double>
-    /// Per worker, during a pass: the lowest tensor already added for the current shard, and
-    /// whether that shard is its last (then its finished buckets can be reduced).
-    private let addedFrom: UnsafeMutablePointer<Int>
-    private let lastShard: UnsafeMutablePointer<Bool>
+    /// Per worker: the networks its shards are computed on, a group at a time (its replica
+    /// first, the others sharing its weights), and their label buffers. With buckets, one
+    /// layer's backward runs on the whole group before the next layer's, so a bucket is final
+    /// on every shard of the worker as early as it would be on one big batch.
+    private let groups: [[Network]]
+    private let groupLabels: [[UnsafeMutablePointer<Int32>]]
+    private let groupTotals: UnsafeMutablePointer<Totals>
     /// The pass's scales and the bits its shard count reserves.
     private var scales: [Int] = []
     private var sumBits = 0
     private var stop = false
 
-    init(workers: Workers, shardSize: Int, plan: BucketPlan, comm: Communicator) {
+    /// `groupSize`: shards a worker computes layer by layer together (1: one after the other).
+    init(workers: Workers, shardSize: Int, plan: BucketPlan, groupSize: Int, comm: Communicator) throws {
         self.workers = workers
         self.shardSize = shardSize
         self.comm = comm
@@ -94,16 +98,21 @@ final class ExactReduction: GradientReduction {
         workerLoss = .allocate(capacity: workers.count)
         workerGather = .allocate(capacity: workers.count)
         workerForward = .allocate(capacity: workers.count)
-        addedFrom = .allocate(capacity: workers.count)
-        lastShard = .allocate(capacity: workers.count)
+        groups = try workers.replicas.map { replica in
+            try [replica] + (1..<max(groupSize, 1)).map { _ in
+                let network = try Network(replica.graph, maxBatch: shardSize, sharingWeightsWith: replica)
+                network.seed = replica.seed
+                return network
+            }
+        }
+        groupLabels = groups.map { $0.dropFirst().map { .allocate(capacity: $0.maxBatch) } }
+        groupTotals = .allocate(capacity: workers.count * max(groupSize, 1))
+        groupTotals.initialize(repeating: Totals(), count: workers.count * max(groupSize, 1))
         gradients = .allocate(capacity: workers.primary.parameterCount)
         gradients.initialize(repeating: 0)
         state = tensors.map { _ in Self.scale(maxExponent: 0, shards: 1) }
         pipeline = BucketPipeline(plan: plan, workers: workers.count, comm: comm)
         pipeline.prepare = { [unowned self] in try self.start(bucket: $0) }
-        for (w, network) in workers.replicas.enumerated() {
-            network.gradientsFinal = { [unowned self] offset in self.finished(from: offset, worker: w, network: network) }
-        }
     }
 
     deinit {
@@ -112,10 +121,12 @@ final class ExactReduction: GradientReduction {
         workerLoss.deallocate()
         workerGather.deallocate()
         workerForward.deallocate()
-        addedFrom.deallocate()
-        lastShard.deallocate()
+        groupLabels.joined().forEach { $0.deallocate() }
+        groupTotals.deallocate()
         gradients.deallocate()
     }
+
+    var bucketCount: Int { pipeline.plan.count }
 
     /// Bits reserved for adding up `shards` values.
     static func sumBits(_ shards: Int) -> Int { Int.bitWidth - max(shards - 1, 0).leadingZeroBitCount }
@@ -136,8 +147,8 @@ final class ExactReduction: GradientReduction {
         while true {
             scales = state
             pipeline.reset()
-            try workers.run({ w, network, x, y in
-                self.computeShards(w, network, x, y, mine, of: batch, shardCount: shardCount, from: set)
+            _ = try workers.run({ w, _, x, y in
+                self.computeShards(w, x, y, mine, of: batch, shardCount: shardCount, from: set)
                 return Totals()
             }, whileWaiting: pipeline.poll)
             let reduceStart = MonotonicClock.now
@@ -175,51 +186,61 @@ final class ExactReduction: GradientReduction {
     }
 
     /// Worker `w` computes its shards whole and adds them, in fixed point, to its accumulator,
-    /// each tensor as soon as the backward pass has finished it; on its last shard it tells the
-    /// pipeline which buckets are final.
-    private func computeShards(_ w: Int, _ network: Network, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Int32>,
+    /// a group of shards at a time (see `groups`), each tensor as soon as the group's backward
+    /// pass has finished it; on its last group it tells the pipeline which buckets are final.
+    private func computeShards(_ w: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Int32>,
                                _ mine: Range<Int>, of batch: ArraySlice<Int32>, shardCount: Int, from set: LabeledImages) {
         let scale = 1 / Float(batch.count)
         let accumulator = accumulators[w]
         accumulator.update(repeating: 0)
+        let networks = groups[w], layerCount = networks[0].layerCount
+        let totals = groupTotals + w * networks.count
         var loss: Int64 = 0
         var gather = 0.0, forward = 0.0
         let shards = Workers.part(w, of: mine, parts: workers.count)
-        for shard in shards {
-            let begin = batch.startIndex + shard * shardSize
-            let examples = batch[begin..<min(begin + shardSize, batch.endIndex)]
-            let gatherStart = MonotonicClock.now
-            set.gather(examples, into: x, labels: y, scale: network.pixelScale)
-            gather += MonotonicClock.now - gatherStart
-            (addedFrom[w], lastShard[w]) = (tensors.count, shard == shards.last)
-            let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale,
-                                                  firstExample: shard * shardSize)
-            add(network.gradients, tensors: 0..<addedFrom[w], into: accumulator)
-            forward += network.forwardSeconds
-            // A shard's loss is at most a few thousand; beyond 2^30 over the batch (or not
-            // finite) training has diverged. The bound keeps the batch's sum of losses, in
-            // units of 2^-32, within an Int64 (a per-shard bound of 2^30 overflowed it).
-            guard totals.lossSum.isFinite, totals.lossSum * Double(shardCount) < 0x4000_0000 else {
-                accumulator[flagsAt[0] + Flag.diverged.rawValue] = 1
-                continue
+        for first in stride(from: shards.lowerBound, to: shards.upperBound, by: networks.count) {
+            let group = first..<min(first + networks.count, shards.upperBound)
+            for (j, shard) in group.enumerated() {
+                let network = networks[j]
+                if j > 0 { (network.step, network.layerSeconds) = (networks[0].step, networks[0].layerSeconds) }
+                let begin = batch.startIndex + shard * shardSize
+                let examples = batch[begin..<min(begin + shardSize, batch.endIndex)]
+                let gatherStart = MonotonicClock.now
+                set.gather(examples, into: j == 0 ? x : network.input, labels: j == 0 ? y : groupLabels[w][j - 1], scale: network.pixelScale)
+                gather += MonotonicClock.now - gatherStart
+                totals[j] = network.forwardForGradients(j == 0 ? x : network.input, labels: j == 0 ? y : groupLabels[w][j - 1],
+                                                        batch: examples.count, gradientScale: scale, firstExample: shard * shardSize)
+                forward += network.forwardSeconds
             }
-            loss += Int64((totals.lossSum * 4_294_967_296).rounded())
-            accumulator[slotsAt + Slot.correct.rawValue] &+= Int32(totals.correct)
+            let last = group.upperBound == shards.upperBound
+            var added = tensors.count
+            for i in stride(from: layerCount - 1, through: 0, by: -1) {
+                var final = 0
+                for j in 0..<group.count { final = networks[j].backward(layer: i) }
+                var from = added
+                while from > 0 && tensors[from - 1].offset >= final { from -= 1 }
+                if from < added {
+                    for j in 0..<group.count { add(networks[j].gradients, tensors: from..<added, into: accumulator) }
+                    added = from
+                }
+                if last && i > 0 { pipeline.publish(worker: w, finalFrom: final) }
+            }
+            for j in 0..<group.count {
+                // A shard's loss is at most a few thousand; beyond 2^30 over the batch (or not
+                // finite) training has diverged. The bound keeps the batch's sum of losses, in
+                // units of 2^-32, within an Int64 (a per-shard bound of 2^30 overflowed it).
+                guard totals[j].lossSum.isFinite, totals[j].lossSum * Double(shardCount) < 0x4000_0000 else {
+                    accumulator[flagsAt[0] + Flag.diverged.rawValue] = 1
+                    continue
+                }
+                loss += Int64((totals[j].lossSum * 4_294_967_296).rounded())
+                accumulator[slotsAt + Slot.correct.rawValue] &+= Int32(totals[j].correct)
+            }
         }
         workerLoss[w] = loss
         workerGather[w] = gather
         workerForward[w] = forward
         pipeline.publish(worker: w, finalFrom: 0)
-    }
-
-    /// The backward pass of worker `w` has finished `network.gradients` from `offset` on.
-    private func finished(from offset: Int, worker w: Int, network: Network) {
-        var first = addedFrom[w]
-        while first > 0 && tensors[first - 1].offset >= offset { first -= 1 }
-        guard first < addedFrom[w] else { return }
-        add(network.gradients, tensors: first..<addedFrom[w], into: accumulators[w])
-        addedFrom[w] = first
-        if lastShard[w] { pipeline.publish(worker: w, finalFrom: offset) }
     }
 
     /// Adds round(g·2^k) of each of `range`'s tensors to the accumulator, counts the shard's

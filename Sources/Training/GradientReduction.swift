@@ -12,6 +12,8 @@ protocol GradientReduction: AnyObject {
     /// What a checkpoint must carry for the next step to come out the same (the exact
     /// reduction's fixed-point scales; empty for the float one).
     var state: [Int] { get set }
+    /// How many sums a step's gradient is reduced in.
+    var bucketCount: Int { get }
     /// Computes this rank's share of `batch`, combines every rank's in one allreduce (which also
     /// carries the loss, correct count and stop flag), and returns what the ranks agreed on.
     func step(_ batch: ArraySlice<Int32>, from set: LabeledImages, stop: Bool) throws -> ReducedStep
@@ -75,6 +77,8 @@ final class FloatReduction: GradientReduction {
 
     /// The workers' primary network writes its gradient straight into the payload; each
     /// worker's backward pass tells the pipeline how far it is.
+    var bucketCount: Int { plan.count }
+
     func attach(_ workers: Workers, plan: BucketPlan) {
         (self.workers, self.plan) = (workers, plan)
         pipeline = BucketPipeline(plan: plan, workers: workers.count, comm: comm)

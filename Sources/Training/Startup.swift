@@ -51,8 +51,10 @@ extension Trainer {
             let count = max(1, min(threads, (shards + comm.size - 1) / comm.size))
             let workers = try Workers(config.model, count: count, maxBatch: max(config.shardSize, 50), gradients: nil, seed: config.seed,
                                       overlapped: overlapped)
-            return (workers, ExactReduction(workers: workers, shardSize: config.shardSize,
-                                             plan: BucketPlan(workers.primary.tensors, bytes: bytes), comm: comm))
+            let plan = BucketPlan(workers.primary.tensors, bytes: bytes)
+            // With buckets, a worker's shards run layer by layer together: as many as it gets.
+            let group = plan.count > 1 ? (shards + comm.size * count - 1) / (comm.size * count) : 1
+            return (workers, try ExactReduction(workers: workers, shardSize: config.shardSize, plan: plan, groupSize: group, comm: comm))
         }
     }
 

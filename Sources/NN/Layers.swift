@@ -30,6 +30,15 @@ protocol Layer: AnyObject {
     func forward(batch: Int, pass: Pass)
     /// Reads (and may overwrite) `gradOutput`; writes the input gradients it was built with.
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
+    /// `backward` in two parts, the weight gradients first: a bucketed reduction can start on
+    /// them while the input gradient is computed. By default the first part is all of it.
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
+    func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
+}
+
+extension Layer {
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int) { backward(gradOutput: gradOutput, batch: batch) }
+    func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {}
 }
 
 /// The weights a layer reads and the gradients it writes, inside the network's flat buffers;
@@ -309,9 +318,17 @@ final class DenseLayer: Layer {
     }
 
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        backwardWeights(gradOutput: gradOutput, batch: batch)
+        backwardInput(gradOutput: gradOutput, batch: batch)
+    }
+
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         if relu { Kernels.reluBackward(gradOutput, output: output, count: batch * units) }
         Kernels.gemm(transA: true, m: inputs, n: units, k: batch, input, gradOutput, weights.kernelGrad)
         Kernels.columnSums(gradOutput, rows: batch, columns: units, into: weights.biasGrad)
+    }
+
+    func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         guard let gradInput else { return }
         Kernels.gemm(transB: true, m: batch, n: inputs, k: units, gradOutput, weights.kernel, gradInput)
     }

@@ -216,14 +216,15 @@ public final class Network {
                                  gradientScale: Float, firstExample: Int = 0) -> Totals {
         let result = forwardForGradients(input, labels: labels, batch: batch, gradientScale: gradientScale, firstExample: firstExample)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
-            let final = backward(layer: i)
+            let final = backward(layer: i, .weights)
             if i > 0 { gradientsFinal?(final) }
+            backward(layer: i, .input)
         }
         return result
     }
 
     /// `computeGradients` in parts: the forward pass and the loss's gradient; then call
-    /// `backward(layer:)` for every layer from the last down to 0. A caller with several
+    /// `backward(layer:_:)`, weights then input, for every layer from the last down to 0. A caller with several
     /// networks can so run one layer's backward on all of them before the next layer's.
     @discardableResult
     public func forwardForGradients(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
@@ -241,21 +242,28 @@ public final class Network {
         return result
     }
 
-    /// Layer `i`'s backward of the last `forwardForGradients`; returns the offset from which
-    /// `gradients` is final once it is done (the same as `gradientsFinal` is told).
+    /// A layer's backward in two parts: its weight gradients, then its input gradient.
+    public enum BackwardPart { case weights, input }
+
+    /// Part of layer `i`'s backward of the last `forwardForGradients`; returns the offset from
+    /// which `gradients` is final once the weights part is done (what `gradientsFinal` is told).
     @discardableResult
-    public func backward(layer i: Int) -> Int {
+    public func backward(layer i: Int, _ part: BackwardPart) -> Int {
         guard passBatch > 0, let gradOutput = gradOutputs[i] else { return finalFrom[i] }
         let batch = passBatch
         let start = layerSeconds == nil ? 0 : Kernels.now()
+        defer { if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start } }
+        guard part == .weights else {
+            layers[i].backwardInput(gradOutput: gradOutput, batch: batch)
+            return finalFrom[i]
+        }
         let edges = gradientEdges[i]
         if !edges.isEmpty {
             let count = batch * layers[i].outputCount
             gradOutput.update(from: edges[0], count: count)
             for edge in edges.dropFirst() { for j in 0..<count { gradOutput[j] += edge[j] } }
         }
-        layers[i].backward(gradOutput: gradOutput, batch: batch)
-        if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
+        layers[i].backwardWeights(gradOutput: gradOutput, batch: batch)
         return finalFrom[i]
     }
 

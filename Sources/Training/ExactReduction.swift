@@ -216,7 +216,7 @@ final class ExactReduction: GradientReduction {
             var added = tensors.count
             for i in stride(from: layerCount - 1, through: 0, by: -1) {
                 var final = 0
-                for j in 0..<group.count { final = networks[j].backward(layer: i) }
+                for j in 0..<group.count { final = networks[j].backward(layer: i, .weights) }
                 var from = added
                 while from > 0 && tensors[from - 1].offset >= final { from -= 1 }
                 if from < added {
@@ -224,6 +224,7 @@ final class ExactReduction: GradientReduction {
                     added = from
                 }
                 if last && i > 0 { pipeline.publish(worker: w, finalFrom: final) }
+                for j in 0..<group.count { networks[j].backward(layer: i, .input) }
             }
             for j in 0..<group.count {
                 // A shard's loss is at most a few thousand; beyond 2^30 over the batch (or not

@@ -103,15 +103,8 @@ public final class Network {
         classes = nodes.last!.outputShape[0]
         if case .rescaling = nodes[0].node.layer, nodes[0].inputIndices == [-1] { pixelScale = 1 } else { pixelScale = 1 / 255 }
 
-        // The flat layout: trained variables in layer order, then the statistics.
-        var tensors: [ParameterTensor] = []
-        var offset = 0
-        for trainable in [true, false] {
-            for v in nodes.flatMap(\.variables) where v.trainable == trainable {
-                tensors.append(ParameterTensor(name: v.path, shape: v.shape, offset: offset, trainable: trainable))
-                offset += v.count
-            }
-        }
+        let tensors = Self.layout(nodes)
+        let offset = tensors.last.map { $0.offset + $0.count } ?? 0
         self.tensors = tensors
         parameterCount = offset
         trainableCount = tensors.filter(\.trainable).reduce(0) { $0 + $1.count }
@@ -158,6 +151,22 @@ public final class Network {
         probabilities.deallocate()
         input.deallocate()
         gradientBuffers.forEach { $0.deallocate() }
+    }
+
+    /// The flat layout of `graph`'s variables, as a network built from it has them.
+    public static func tensors(of graph: ModelGraph) throws -> [ParameterTensor] { layout(try graph.resolve()) }
+
+    /// Trained variables in layer order, then the statistics.
+    private static func layout(_ nodes: [ModelGraph.Resolved]) -> [ParameterTensor] {
+        var tensors: [ParameterTensor] = []
+        var offset = 0
+        for trainable in [true, false] {
+            for v in nodes.flatMap(\.variables) where v.trainable == trainable {
+                tensors.append(ParameterTensor(name: v.path, shape: v.shape, offset: offset, trainable: trainable))
+                offset += v.count
+            }
+        }
+        return tensors
     }
 
     public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }

@@ -34,9 +34,11 @@ extension Trainer {
     /// in fixed chunks of at least 50).
     static func makeReduction(_ config: TrainingConfig, comm: Communicator, parameterCount: Int) throws -> (Workers, any GradientReduction) {
         let threads = config.threads ?? defaultThreads(localRanks: comm.localSize)
-        // One rank has nothing to hide: one bucket, reduced (a copy) after the backward pass.
-        let overlapped = (config.overlap ?? true) && comm.size > 1
-        let bytes = overlapped ? Int((config.bucketMB ?? TrainingConfig.defaultBucketMB) * 1_048_576) : nil
+        // One rank has nothing to hide: one bucket, reduced (a copy) after the backward pass;
+        // likewise a model that fits in one bucket.
+        let wanted = (config.overlap ?? true) && comm.size > 1
+        let plan = BucketPlan(try Network.tensors(of: config.model), bytes: wanted ? Int((config.bucketMB ?? TrainingConfig.defaultBucketMB) * 1_048_576) : nil)
+        let overlapped = plan.count > 1
         switch config.reduction {
         case .float:
             let rankBatch = (config.batchSize + comm.size - 1) / comm.size
@@ -44,16 +46,15 @@ extension Trainer {
             let reduction = FloatReduction(parameterCount: parameterCount, comm: comm)
             let workers = try Workers(config.model, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients,
                                       seed: config.seed, overlapped: overlapped)
-            reduction.attach(workers, plan: BucketPlan(workers.primary.tensors, bytes: bytes))
+            reduction.attach(workers, plan: plan)
             return (workers, reduction)
         case .exact:
             let shards = (config.batchSize + config.shardSize - 1) / config.shardSize
             let count = max(1, min(threads, (shards + comm.size - 1) / comm.size))
             let workers = try Workers(config.model, count: count, maxBatch: max(config.shardSize, 50), gradients: nil, seed: config.seed,
                                       overlapped: overlapped)
-            let plan = BucketPlan(workers.primary.tensors, bytes: bytes)
             // With buckets, a worker's shards run layer by layer together: as many as it gets.
-            let group = plan.count > 1 ? (shards + comm.size * count - 1) / (comm.size * count) : 1
+            let group = overlapped ? (shards + comm.size * count - 1) / (comm.size * count) : 1
             return (workers, try ExactReduction(workers: workers, shardSize: config.shardSize, plan: plan, groupSize: group, comm: comm))
         }
     }

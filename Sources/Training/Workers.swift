@@ -16,7 +16,7 @@ final class Workers {
     var count: Int { replicas.count }
 
     /// `count` workers whose networks take up to `maxBatch` examples at once. `gradients`: where
-    /// the primary writes (and `computeGradients` leaves the sum); nil gives it its own buffer.
+    /// the primary writes (the float reduction's payload, where it adds the others' too); nil gives it its own buffer.
     /// `seed`: the key of dropout masks and augmentation. `overlapped`: every worker gets a thread
     /// of its own, so that the main thread can drive the reduction while they compute.
     init(_ model: ModelGraph, count: Int, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>?, seed: UInt64,
@@ -33,7 +33,7 @@ final class Workers {
         results.initialize(repeating: Totals(), count: replicas.count)
     }
 
-    /// The global step the next `computeGradients` computes (the key of its randomness).
+    /// The global step the next step computes (the key of its randomness).
     var step: Int {
         get { primary.step }
         set { for replica in replicas { replica.step = newValue } }

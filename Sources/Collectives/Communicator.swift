@@ -13,6 +13,17 @@ public protocol Communicator: AnyObject {
     /// In-place sum over all ranks, wrapping modulo 2^32: exact, and the same whatever order
     /// MPI adds in, whenever the true total fits in an Int32.
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws
+    /// Starts an in-place sum over all ranks (watched like `allreduceSum`) and returns at once,
+    /// so that a bucket's reduction runs while the backward pass computes the next bucket.
+    /// Every rank starts the same sums in the same order; `progressSums` and `waitSums` drive
+    /// them, from the thread that started them (MPI stays FUNNELED). Up to 256 in flight.
+    func startSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    func startSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws
+    /// Drives the sums in flight once, without waiting: how many of those started since the
+    /// last `waitSums` have completed, in the order they were started.
+    func progressSums() throws -> Int
+    /// Drives the sums in flight until every one has completed.
+    func waitSums() throws
     /// In-place elementwise reduction of a few doubles (metrics, flags, status).
     func allreduce(_ values: inout [Double], _ op: ReduceOp) throws
     /// Copies `buffer` from `root` to every rank.
@@ -82,6 +93,11 @@ public final class SingleProcessCommunicator: Communicator {
     public var localSize: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws {}
+    private var started = 0
+    public func startSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws { started += 1 }
+    public func startSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws { started += 1 }
+    public func progressSums() throws -> Int { started }
+    public func waitSums() throws { started = 0 }
     public func allgather(_ bytes: [UInt8]) throws -> [[UInt8]] { [bytes] }
     public func watchStalls(_ inspector: StallInspector, step: @escaping () -> Int, warn: @escaping (String) -> Void) throws {}
     public func allreduce(_ values: inout [Double], _ op: ReduceOp) throws {}

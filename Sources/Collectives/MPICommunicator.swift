@@ -27,13 +27,25 @@ public final class MPICommunicator: Communicator {
 
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        try watched.run { dpt_iallreduce_floats(base, buffer.count) }
+        try watched.run { dpt_start_sum_floats(base, buffer.count, $0) }
     }
 
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        try watched.run { dpt_iallreduce_int32s(base, buffer.count) }
+        try watched.run { dpt_start_sum_int32s(base, buffer.count, $0) }
     }
+
+    public func startSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try watched.start { dpt_start_sum_floats(buffer.baseAddress, buffer.count, $0) }
+    }
+
+    public func startSum(_ buffer: UnsafeMutableBufferPointer<Int32>) throws {
+        try watched.start { dpt_start_sum_int32s(buffer.baseAddress, buffer.count, $0) }
+    }
+
+    public func progressSums() throws -> Int { try watched.progress() }
+
+    public func waitSums() throws { try watched.wait() }
 
     public func allgather(_ bytes: [UInt8]) throws -> [[UInt8]] {
         var all = [UInt8](repeating: 0, count: bytes.count * size)

@@ -4,8 +4,8 @@ import Glibc
 import Dispatch
 import MPIShim
 
-/// Runs the step's sum allreduce as MPI_Iallreduce plus an MPI_Test loop on the main thread,
-/// so that MPI stays FUNNELED and rank 0 can watch the wait. When watching, every other rank
+/// Runs the step's sum allreduces (one per bucket, several in flight) as MPI_Iallreduce plus
+/// MPI_Test on the main thread, so that MPI stays FUNNELED and rank 0 can watch the wait. When watching, every other rank
 /// first sends rank 0 an "arrived" note carrying the collective's sequence number (the same on
 /// every rank, since all ranks run the same collectives) and, while it waits, the same note
 /// every heartbeat; rank 0's StallInspector names the ranks that did not arrive or fell silent.
@@ -33,65 +33,109 @@ final class WatchedCollective {
         (latest, received, lastHeard) = (Array(repeating: 0, count: size), Array(repeating: 0, count: size), Array(repeating: 0, count: size))
     }
 
-    func run(_ start: () -> Int32) throws {
+    /// The sums started and not yet completed, oldest first: their shim slot, sequence number
+    /// and when this rank started them. The watchdog watches the oldest.
+    private var inFlight: [(slot: Int32, sequence: Int64, began: Double)] = []
+    /// Sums started since the last `wait`, and how many of them (a prefix) have completed.
+    private var started = 0, completed = 0
+    private var nextSlot: Int32 = 0
+    private var lastBeat = 0.0, lastPoll = 0.0, lastLoop = 0.0
+    /// A peer: when rank 0 was last heard from (or this rank arrived).
+    private var rootHeard = 0.0
+    /// The sequence number a warning was given for (once per collective).
+    private var warnedSequence: Int64 = -1
+
+    /// Starts one sum: `start` gets the shim slot to use. Sums complete in the order started.
+    func start(_ start: (Int32) -> Int32) throws {
+        guard inFlight.count < Int(DPT_MAX_COLLECTIVES) else { throw CommunicatorError("more than \(DPT_MAX_COLLECTIVES) sums in flight") }
         if watch != nil {
             sequence += 1
             try send(must: true)
         }
-        try MPICommunicator.check(start(), "MPI_Iallreduce")
-        var began = Self.now
-        var lastBeat = began, lastPoll = began, lastLoop = began
-        /// A peer: when rank 0 was last heard from (or this rank arrived).
-        var rootHeard = began
-        var warned = false, polls = 0
-        while true {
+        let slot = nextSlot
+        nextSlot = (nextSlot + 1) % Int32(DPT_MAX_COLLECTIVES)
+        try MPICommunicator.check(start(slot), "MPI_Iallreduce")
+        let now = Self.now
+        if inFlight.isEmpty { (lastBeat, lastPoll, lastLoop, rootHeard) = (now, now, now, now) }
+        inFlight.append((slot, sequence, now))
+        started += 1
+    }
+
+    /// Drives the sums in flight once (and the watchdog on the oldest), without waiting: the
+    /// number of sums started since the last `wait` that have completed, in start order.
+    func progress() throws -> Int {
+        while let oldest = inFlight.first {
             var done: Int32 = 0
-            try MPICommunicator.check(dpt_collective_test(&done), "MPI_Test")
-            if done != 0 { break }
-            if let watch {
-                let now = Self.now, beat = watch.inspector.heartbeat
-                // Time this rank itself did not run (stopped, starved) is nobody else's stall.
-                if now - lastLoop > Self.absence {
-                    began += now - lastLoop
-                    rootHeard += now - lastLoop
-                }
-                lastLoop = now
-                if now - lastBeat >= beat {
-                    try send(must: false)
-                    lastBeat = now
-                }
-                if now - lastPoll >= beat / 2 {
-                    if rank == 0 {
-                        try poll()
-                    } else if try pollRoot() {
-                        rootHeard = now
-                    }
-                    lastPoll = now
-                }
-                // Rank 1 speaks first; the others a second later, by when it has usually ended the job.
-                if rank != 0, let shutdown = watch.inspector.shutdown, now - rootHeard >= shutdown + (rank == 1 ? 0 : 1) {
-                    let arrived = rootLatest >= sequence
-                    let line = watch.inspector.message(step: watch.step(), missing: arrived ? [] : [0], silent: arrived ? [0] : [], waited: now - rootHeard)
-                    throw CommunicatorError("stall: \(line); ending the job (--stall-timeout)")
-                }
-                if rank == 0 {
-                    switch watch.inspector.verdict(waited: now - began, warned: warned) {
-                    case .waiting: break
-                    case .warn:
-                        warned = true
-                        watch.warn(try describe(watch, waited: now - began))
-                    case .shutdown:
-                        throw CommunicatorError("stall: " + (try describe(watch, waited: now - began)) + "; ending the job (--stall-timeout)")
-                    }
-                }
+            try MPICommunicator.check(dpt_sum_test(oldest.slot, &done), "MPI_Test")
+            guard done != 0 else { break }
+            inFlight.removeFirst()
+            completed += 1
+        }
+        // The later ones need testing too: a non-blocking collective progresses when tested.
+        for entry in inFlight.dropFirst() {
+            var done: Int32 = 0
+            try MPICommunicator.check(dpt_sum_test(entry.slot, &done), "MPI_Test")
+        }
+        guard let oldest = inFlight.first else {
+            // Drain the notes, so none pile up in MPI's unexpected-message queue.
+            if watch != nil { if rank == 0 { try poll() } else { _ = try pollRoot() } }
+            return completed
+        }
+        guard let watch else { return completed }
+        let now = Self.now, beat = watch.inspector.heartbeat
+        // Time this rank itself did not run (stopped, starved) is nobody else's stall.
+        if now - lastLoop > Self.absence {
+            for i in inFlight.indices { inFlight[i].began += now - lastLoop }
+            rootHeard += now - lastLoop
+        }
+        lastLoop = now
+        if now - lastBeat >= beat {
+            try send(must: false)
+            lastBeat = now
+        }
+        if now - lastPoll >= beat / 2 {
+            if rank == 0 {
+                try poll()
+            } else if try pollRoot() {
+                rootHeard = now
             }
+            lastPoll = now
+        }
+        // Rank 1 speaks first; the others a second later, by when it has usually ended the job.
+        if rank != 0, let shutdown = watch.inspector.shutdown, now - rootHeard >= shutdown + (rank == 1 ? 0 : 1) {
+            let arrived = rootLatest >= oldest.sequence
+            let line = watch.inspector.message(step: watch.step(), missing: arrived ? [] : [0], silent: arrived ? [0] : [], waited: now - rootHeard)
+            throw CommunicatorError("stall: \(line); ending the job (--stall-timeout)")
+        }
+        if rank == 0 {
+            let waited = now - oldest.began
+            switch watch.inspector.verdict(waited: waited, warned: warnedSequence == oldest.sequence) {
+            case .waiting: break
+            case .warn:
+                warnedSequence = oldest.sequence
+                watch.warn(try describe(watch, waited: waited, sequence: oldest.sequence))
+            case .shutdown:
+                throw CommunicatorError("stall: " + (try describe(watch, waited: waited, sequence: oldest.sequence)) + "; ending the job (--stall-timeout)")
+            }
+        }
+        return completed
+    }
+
+    /// Drives the sums in flight until all have completed.
+    func wait() throws {
+        var polls = 0
+        while try progress() < started {
             Self.pause(polls)
             polls += 1
         }
-        // Drain the notes every step, so none pile up in MPI's unexpected-message queue.
-        if watch != nil {
-            if rank == 0 { try poll() } else { _ = try pollRoot() }
-        }
+        (started, completed) = (0, 0)
+    }
+
+    /// One sum, started and waited for.
+    func run(_ start: (Int32) -> Int32) throws {
+        precondition(inFlight.isEmpty, "a blocking sum while bucket sums are in flight")
+        try self.start(start)
+        try wait()
     }
 
     /// "Arrived at this collective" (`must`) or "still here": rank 0 to every peer, a peer to rank 0.
@@ -107,7 +151,7 @@ final class WatchedCollective {
         return rootReceived != before
     }
 
-    private func describe(_ watch: Watch, waited: Double) throws -> String {
+    private func describe(_ watch: Watch, waited: Double, sequence: Int64) throws -> String {
         try poll()
         let missing = StallInspector.missing(latest: latest, sequence: sequence)
         let silent = watch.inspector.silent(latest: latest, sequence: sequence, lastHeard: lastHeard, now: Self.now)

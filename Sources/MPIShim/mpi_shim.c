@@ -76,20 +76,34 @@ int dpt_allgather_bytes(const void *mine, int bytes, void *all) {
     return MPI_Allgather(mine, bytes, MPI_BYTE, all, bytes, MPI_BYTE, MPI_COMM_WORLD);
 }
 
-static MPI_Request collective = MPI_REQUEST_NULL;
+// The sums in flight: a bucketed reduction starts several before it waits for the first.
+static MPI_Request collectives[DPT_MAX_COLLECTIVES];
+static int collectives_ready = 0;
 
-static int start_allreduce(void *buffer, size_t count, MPI_Datatype type) {
+static int start_allreduce(void *buffer, size_t count, MPI_Datatype type, int slot) {
     if (count > INT_MAX) return MPI_ERR_COUNT;
-    return MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, type, MPI_SUM, MPI_COMM_WORLD, &collective);
+    if (slot < 0 || slot >= DPT_MAX_COLLECTIVES) return MPI_ERR_REQUEST;
+    if (!collectives_ready) {
+        for (int i = 0; i < DPT_MAX_COLLECTIVES; i++) collectives[i] = MPI_REQUEST_NULL;
+        collectives_ready = 1;
+    }
+    return MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, type, MPI_SUM, MPI_COMM_WORLD, &collectives[slot]);
 }
 
-int dpt_iallreduce_floats(float *buffer, size_t count) { return start_allreduce(buffer, count, MPI_FLOAT); }
+int dpt_start_sum_floats(float *buffer, size_t count, int slot) { return start_allreduce(buffer, count, MPI_FLOAT, slot); }
 
 // Summed as unsigned: the sum wraps modulo 2^32 by definition, which is what the exact
 // fixed-point reduction of two's-complement values needs (signed overflow is undefined).
-int dpt_iallreduce_int32s(int32_t *buffer, size_t count) { return start_allreduce(buffer, count, MPI_UINT32_T); }
+int dpt_start_sum_int32s(int32_t *buffer, size_t count, int slot) { return start_allreduce(buffer, count, MPI_UINT32_T, slot); }
 
-int dpt_collective_test(int *done) { return MPI_Test(&collective, done, MPI_STATUS_IGNORE); }
+int dpt_sum_test(int slot, int *done) {
+    if (slot < 0 || slot >= DPT_MAX_COLLECTIVES) return MPI_ERR_REQUEST;
+    return MPI_Test(&collectives[slot], done, MPI_STATUS_IGNORE);
+}
+
+int dpt_iallreduce_floats(float *buffer, size_t count) { return dpt_start_sum_floats(buffer, count, 0); }
+int dpt_iallreduce_int32s(int32_t *buffer, size_t count) { return dpt_start_sum_int32s(buffer, count, 0); }
+int dpt_collective_test(int *done) { return dpt_sum_test(0, done); }
 
 enum { NOTE_TAG = 7301 };
 static int notes_size = 0, notes_rank = 0;

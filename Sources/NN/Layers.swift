@@ -30,6 +30,15 @@ protocol Layer: AnyObject {
     func forward(batch: Int, pass: Pass)
     /// Reads (and may overwrite) `gradOutput`; writes the input gradients it was built with.
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
+    /// `backward` in two parts, the weight gradients first: a bucketed reduction can start on
+    /// them while the input gradient is computed. By default the first part is all of it.
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
+    func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
+}
+
+extension Layer {
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int) { backward(gradOutput: gradOutput, batch: batch) }
+    func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {}
 }
 
 /// The weights a layer reads and the gradients it writes, inside the network's flat buffers;
@@ -356,16 +365,26 @@ final class DenseLayer: Layer {
     }
 
     func backward(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        backwardWeights(gradOutput: gradOutput, batch: batch)
+        backwardInput(gradOutput: gradOutput, batch: batch)
+    }
+
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         if relu { Kernels.reluBackward(gradOutput, output: output, count: batch * units) }
         Kernels.columnSums(gradOutput, rows: batch, columns: units, into: weights.biasGrad)
-        var x = input, w = UnsafePointer(weights.kernel), d = UnsafePointer(gradOutput)
+        var x = input, d = UnsafePointer(gradOutput)
         if let rounded {
-            // The forward pass left the rounded input and kernel.
+            // The forward pass left the rounded input (and kernel, for the input gradient).
             Precision.round(gradOutput, into: rounded.gradient, count: batch * units)
-            (x, w, d) = (UnsafePointer(rounded.input), UnsafePointer(rounded.kernel), UnsafePointer(rounded.gradient))
+            (x, d) = (UnsafePointer(rounded.input), UnsafePointer(rounded.gradient))
         }
         Kernels.gemm(transA: true, m: inputs, n: units, k: batch, x, d, weights.kernelGrad)
+    }
+
+    func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
         guard let gradInput else { return }
+        // bf16: the output gradient backwardWeights rounded, and the kernel the forward pass did.
+        let (d, w) = rounded.map { (UnsafePointer($0.gradient), UnsafePointer($0.kernel)) } ?? (UnsafePointer(gradOutput), UnsafePointer(weights.kernel))
         Kernels.gemm(transB: true, m: batch, n: inputs, k: units, d, w, gradInput)
     }
 }

@@ -50,6 +50,8 @@ public final class Network {
     public let pixelScale: Float
     /// Seconds the forward part of the last `computeGradients` took (the timeline's split).
     public private(set) var forwardSeconds = 0.0
+    /// The batch of the last `forwardForGradients`.
+    private var passBatch = 0
     /// Keys of dropout and augmentation: the run's seed and the global step being computed.
     public var seed: UInt64 = 0
     public var step = 0
@@ -74,6 +76,15 @@ public final class Network {
     private let statistics: [(tensor: ParameterTensor, momentum: Float)]
     private let ownsParameters: Bool
     private let ownsGradients: Bool
+    /// Per layer: where the final part of `gradients` begins once its backward is done.
+    private let finalFrom: [Int]
+
+    /// Told during `computeGradients`, after each layer's backward but the first layer's, that
+    /// `gradients` from this offset on is final for the pass (those layers' variables, and the
+    /// statistics, which the forward pass writes); when the call returns, all of it is. A
+    /// bucketed reduction starts on a bucket the moment it is final, while the earlier layers'
+    /// backward runs.
+    public var gradientsFinal: ((Int) -> Void)?
 
     /// The model flags' shorthand.
     public convenience init(_ architecture: Architecture, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>? = nil,
@@ -97,15 +108,8 @@ public final class Network {
         classes = nodes.last!.outputShape[0]
         if case .rescaling = nodes[0].node.layer, nodes[0].inputIndices == [-1] { pixelScale = 1 } else { pixelScale = 1 / 255 }
 
-        // The flat layout: trained variables in layer order, then the statistics.
-        var tensors: [ParameterTensor] = []
-        var offset = 0
-        for trainable in [true, false] {
-            for v in nodes.flatMap(\.variables) where v.trainable == trainable {
-                tensors.append(ParameterTensor(name: v.path, shape: v.shape, offset: offset, trainable: trainable))
-                offset += v.count
-            }
-        }
+        let tensors = Self.layout(nodes)
+        let offset = tensors.last.map { $0.offset + $0.count } ?? 0
         self.tensors = tensors
         parameterCount = offset
         trainableCount = tensors.filter(\.trainable).reduce(0) { $0 + $1.count }
@@ -136,6 +140,14 @@ public final class Network {
         gradientEdges = builder.edges
         gradientBuffers = builder.allocated
         statistics = builder.statistics
+        // After layer l's backward, the variables of every node whose first layer is l or later are final.
+        var finalFrom = Array(repeating: trainableCount, count: layers.count)
+        let owner = Dictionary(uniqueKeysWithValues: nodes.indices.flatMap { n in nodes[n].variables.map { ($0.path, n) } })
+        for t in tensors where t.trainable {
+            guard let last = builder.firstLayer[owner[t.name]!] else { continue }
+            for l in 0...last { finalFrom[l] = min(finalFrom[l], t.offset) }
+        }
+        self.finalFrom = finalFrom
     }
 
     deinit {
@@ -144,6 +156,22 @@ public final class Network {
         probabilities.deallocate()
         input.deallocate()
         gradientBuffers.forEach { $0.deallocate() }
+    }
+
+    /// The flat layout of `graph`'s variables, as a network built from it has them.
+    public static func tensors(of graph: ModelGraph) throws -> [ParameterTensor] { layout(try graph.resolve()) }
+
+    /// Trained variables in layer order, then the statistics.
+    private static func layout(_ nodes: [ModelGraph.Resolved]) -> [ParameterTensor] {
+        var tensors: [ParameterTensor] = []
+        var offset = 0
+        for trainable in [true, false] {
+            for v in nodes.flatMap(\.variables) where v.trainable == trainable {
+                tensors.append(ParameterTensor(name: v.path, shape: v.shape, offset: offset, trainable: trainable))
+                offset += v.count
+            }
+        }
+        return tensors
     }
 
     public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }
@@ -200,27 +228,57 @@ public final class Network {
     @discardableResult
     public func computeGradients(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
                                  gradientScale: Float, firstExample: Int = 0) -> Totals {
+        let result = forwardForGradients(input, labels: labels, batch: batch, gradientScale: gradientScale, firstExample: firstExample)
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let final = backward(layer: i, .weights)
+            if i > 0 { gradientsFinal?(final) }
+            backward(layer: i, .input)
+        }
+        return result
+    }
+
+    /// `computeGradients` in parts: the forward pass and the loss's gradient; then call
+    /// `backward(layer:_:)`, weights then input, for every layer from the last down to 0. A caller with several
+    /// networks can so run one layer's backward on all of them before the next layer's.
+    @discardableResult
+    public func forwardForGradients(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
+                                    gradientScale: Float, firstExample: Int = 0) -> Totals {
+        passBatch = batch
         if batch == 0 {
             gradients.update(repeating: 0)
+            forwardSeconds = 0
             return Totals()
         }
         let forwardStart = DispatchTime.now().uptimeNanoseconds
         let pass = Pass(training: true, seed: seed, step: step, firstExample: firstExample, gradientScale: gradientScale)
         let result = softmaxOutput(input, labels: labels, gradient: gradOutputs[layers.count - 1], batch: batch, pass: pass)
         forwardSeconds = Double(DispatchTime.now().uptimeNanoseconds - forwardStart) / 1e9
-        for i in stride(from: layers.count - 1, through: 0, by: -1) {
-            guard let gradOutput = gradOutputs[i] else { continue }
-            let start = layerSeconds == nil ? 0 : Kernels.now()
-            let edges = gradientEdges[i]
-            if !edges.isEmpty {
-                let count = batch * layers[i].outputCount
-                gradOutput.update(from: edges[0], count: count)
-                for edge in edges.dropFirst() { for j in 0..<count { gradOutput[j] += edge[j] } }
-            }
-            layers[i].backward(gradOutput: gradOutput, batch: batch)
-            if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
-        }
         return result
+    }
+
+    /// A layer's backward in two parts: its weight gradients, then its input gradient.
+    public enum BackwardPart { case weights, input }
+
+    /// Part of layer `i`'s backward of the last `forwardForGradients`; returns the offset from
+    /// which `gradients` is final once the weights part is done (what `gradientsFinal` is told).
+    @discardableResult
+    public func backward(layer i: Int, _ part: BackwardPart) -> Int {
+        guard passBatch > 0, let gradOutput = gradOutputs[i] else { return finalFrom[i] }
+        let batch = passBatch
+        let start = layerSeconds == nil ? 0 : Kernels.now()
+        defer { if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start } }
+        guard part == .weights else {
+            layers[i].backwardInput(gradOutput: gradOutput, batch: batch)
+            return finalFrom[i]
+        }
+        let edges = gradientEdges[i]
+        if !edges.isEmpty {
+            let count = batch * layers[i].outputCount
+            gradOutput.update(from: edges[0], count: count)
+            for edge in edges.dropFirst() { for j in 0..<count { gradOutput[j] += edge[j] } }
+        }
+        layers[i].backwardWeights(gradOutput: gradOutput, batch: batch)
+        return finalFrom[i]
     }
 
     /// Summed loss and correct count over `batch` examples in inference mode, without touching the gradients.
@@ -261,6 +319,8 @@ private struct Builder {
     var edges: [[UnsafeMutablePointer<Float>]] = []
     var allocated: [UnsafeMutablePointer<Float>] = []
     var statistics: [(tensor: ParameterTensor, momentum: Float)] = []
+    /// Per node: the first layer built from it (the one whose backward finishes its variables).
+    var firstLayer: [Int: Int] = [:]
     /// Per node: the layer whose output is its output (-1: the model input).
     private var producer: [Int: Int] = [:]
     /// Per node: whether it, or anything before it, has trained weights (so it needs a gradient).
@@ -301,6 +361,8 @@ private struct Builder {
         var absorbed = Set<Int>()
         let last = nodes.count - 1
         for i in nodes.indices where !absorbed.contains(i) {
+            let before = layers.count
+            defer { if layers.count > before { firstLayer[i] = before } }
             let node = nodes[i]
             let name = node.node.name
             // The final softmax belongs to the loss: the layer before it gives the logits.

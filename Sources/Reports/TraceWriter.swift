@@ -66,6 +66,7 @@ public struct TraceWriter: Sendable {
     public let window: TraceWindow
     private var events: [String] = []
     private var steps: [Int] = []
+    private var hasBuckets = false
 
     public init(path: String, ranks: Int, window: TraceWindow = TraceWindow()) {
         (self.path, self.ranks, self.window) = (path, ranks, window)
@@ -88,6 +89,16 @@ public struct TraceWriter: Sendable {
         }
     }
 
+    /// Adds one rank's bucket sums of `step` (each from its start to its completion, most of
+    /// them during the backward pass) on a second track of the rank, "buckets".
+    public mutating func append(rank: Int, step: Int, buckets: [TracePhase]) {
+        guard !buckets.isEmpty, records(step: step) else { return }
+        hasBuckets = true
+        for bucket in buckets {
+            events.append(Self.complete(bucket.name, category: "bucket", start: bucket.start, duration: bucket.duration, rank: rank, step: step, track: 1))
+        }
+    }
+
     /// The whole trace as JSON text.
     public func json() -> String {
         var all: [String] = []
@@ -95,6 +106,7 @@ public struct TraceWriter: Sendable {
             all.append(#"{"name":"process_name","ph":"M","pid":\#(rank),"tid":0,"args":{"name":"rank \#(rank)"}}"#)
             all.append(#"{"name":"process_sort_index","ph":"M","pid":\#(rank),"tid":0,"args":{"sort_index":\#(rank)}}"#)
             all.append(#"{"name":"thread_name","ph":"M","pid":\#(rank),"tid":0,"args":{"name":"steps"}}"#)
+            if hasBuckets { all.append(#"{"name":"thread_name","ph":"M","pid":\#(rank),"tid":1,"args":{"name":"buckets"}}"#) }
         }
         all += events
         return "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n" + all.joined(separator: ",\n") + "\n]}\n"
@@ -102,10 +114,10 @@ public struct TraceWriter: Sendable {
 
     public func write() throws { try AtomicFile.write(Array(json().utf8), to: path) }
 
-    static func complete(_ name: String, category: String, start: Double, duration: Double, rank: Int, step: Int) -> String {
+    static func complete(_ name: String, category: String, start: Double, duration: Double, rank: Int, step: Int, track: Int = 0) -> String {
         // JSON has no NaN: a missing time shows as 0 rather than breaking the file.
         func micro(_ s: Double) -> String { String(format: "%.3f", s.isFinite ? s * 1e6 : 0) }
         let ts = micro(start), dur = micro(max(duration, 0))
-        return #"{"name":\#(Escape.json(name)),"cat":"\#(category)","ph":"X","ts":\#(ts),"dur":\#(dur),"pid":\#(rank),"tid":0,"args":{"step":\#(step)}}"#
+        return #"{"name":\#(Escape.json(name)),"cat":"\#(category)","ph":"X","ts":\#(ts),"dur":\#(dur),"pid":\#(rank),"tid":\#(track),"args":{"step":\#(step)}}"#
     }
 }

@@ -39,6 +39,9 @@ public struct BenchmarkReport: Codable, Sendable {
     public let ranks: Int
     public let threadsPerRank: Int
     public let reduction: String
+    /// Buckets of the reduction, each started as soon as the backward pass has finished it
+    /// (1: the whole gradient after the backward pass, as with `--no-overlap` or one rank).
+    public let buckets: Int
     public let batchSize: Int
     public let steps: Int
     public let imagesPerSecond: Double
@@ -141,7 +144,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     let peak = perRank.reduce(0) { $0 + $1.peakGFLOPS }
     let gflops = imagesPerSecond * Double(flop) / 1e9
     return BenchmarkReport(kernels: Kernels.pathName, precision: training.computePrecision.rawValue, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
-                           reduction: training.reduction.rawValue, batchSize: training.batchSize, steps: config.steps, imagesPerSecond: imagesPerSecond,
+                           reduction: training.reduction.rawValue, buckets: reduction.bucketCount, batchSize: training.batchSize, steps: config.steps, imagesPerSecond: imagesPerSecond,
                            flopPerImage: flop, gflops: gflops, peakGFLOPS: peak, shareOfPeak: gflops / peak,
                            cpuSecondsPerStep: cpuPerStep,
                            shareOfPeakPerCPUSecond: Double(examplesOnRank(training, comm) * flop) / cpuPerStep / (rankPeak / Double(workerCount)),
@@ -177,7 +180,7 @@ extension BenchmarkReport {
         func share(_ s: Double) -> String { String(format: "%5.1f%%", 100 * s / times.step) }
         var lines = [
             "kernels: \(kernels)   precision: \(precision)   cpu: \(cpu)",
-            "ranks \(ranks) x threads \(threadsPerRank), global batch \(batchSize), \(reduction) reduction, \(steps) steps after warm-up",
+            "ranks \(ranks) x threads \(threadsPerRank), global batch \(batchSize), \(reduction) reduction in \(buckets == 1 ? "one sum after the backward pass" : "\(buckets) buckets during the backward pass"), \(steps) steps after warm-up",
             String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   ", imagesPerSecond, gflops, flopPerImage)
                 + (precision == "bf16" ? "BF16 dot-loop" : "FMA-loop")
                 + String(format: " peak %.1f GFLOP/s   share of peak %.1f%%", peakGFLOPS, 100 * shareOfPeak),
@@ -191,7 +194,7 @@ extension BenchmarkReport {
         lines.append("  forward   \(ms(times.loss)) \(share(times.loss))  softmax + loss")
         for layer in layers.reversed() { lines.append("  backward  \(ms(layer.backward)) \(share(layer.backward))  \(layer.name)") }
         lines += [
-            "  reduction \(ms(times.reduction)) \(share(times.reduction))  allreduce (waits included)",
+            "  reduction \(ms(times.reduction)) \(share(times.reduction))  allreduce left after the backward pass (waits included)",
             "  update    \(ms(times.update)) \(share(times.update))",
             "  step      \(ms(times.step))",
         ]

@@ -17,23 +17,40 @@ import NN
 /// per tensor, a count of shards by the exponent of their largest value (a sum of one-hots, so
 /// its top bucket is the global maximum: a max carried by a sum), the loss in 21-bit chunks of a
 /// 2^-32 fixed point, the correct count, and the stop and overflow flags.
+///
+/// The payload is cut into the buckets of a `BucketPlan`, each with its tensors' values,
+/// their exponent counts and its own overflow and diverged flags (the last bucket also the
+/// loss, correct count and stop flag), so that a bucket is quantised and its sum started the
+/// moment the backward pass has finished it: the scales come from the step before, so nothing
+/// about a bucket waits for the rest of the step. A bucket that overflows is known from its
+/// reduced flag on every rank alike, and the step is computed again at the scales every
+/// tensor's reduced exponent counts call for. The integers are the same however the payload is
+/// bucketed, so overlap or not, any rank count, the same bits.
 final class ExactReduction: GradientReduction {
     static let buckets = 128
     /// Bucket 0 holds exponents at or below this (values under 2^-100 round to zero anyway).
     static let lowestExponent = -100
     /// The top bucket means a value beyond 2^26, and a non-finite loss or gradient sets the
     /// diverged flag: the run has diverged, and every rank stops with the same error.
-    private enum Slot: Int, CaseIterable { case loss0, loss1, loss2, correct, stop, overflow, diverged }
+    /// Every bucket of the plan has the flags; the last started also the step's totals.
+    private enum Flag: Int, CaseIterable { case overflow, diverged }
+    private enum Slot: Int, CaseIterable { case loss0, loss1, loss2, correct, stop }
 
     let shardSize: Int
     let gradients: UnsafeMutableBufferPointer<Float>
     /// Per tensor: the scale exponent k (values are stored as round(g · 2^k)).
     var state: [Int]
     private let tensors: [ParameterTensor]
-    private let parameterCount: Int
     private let payload: UnsafeMutableBufferPointer<Int32>
     private let workers: Workers
     private let comm: Communicator
+    private let pipeline: BucketPipeline
+    /// Where each bucket sits in the payload, and per tensor its values, its exponent counts
+    /// and its bucket's flags.
+    private let bucketRanges: [Range<Int>]
+    private let valueAt: [Int], countsAt: [Int], flagsAt: [Int]
+    /// Where the step's totals sit (in the last bucket started).
+    private let slotsAt: Int
     /// One payload-sized accumulator per worker (worker 0's is the payload itself, which saves a
     /// pass), and its loss sum in 2^-32 units.
     private let accumulators: [UnsafeMutableBufferPointer<Int32>]
@@ -41,36 +58,75 @@ final class ExactReduction: GradientReduction {
     /// Seconds each worker spent gathering data and in forward passes in the last pass.
     private let workerGather: UnsafeMutablePointer<Double>
     private let workerForward: UnsafeMutablePointer<Double>
+    /// Per worker: the networks its shards are computed on, a group at a time (its replica
+    /// first, the others sharing its weights), and their label buffers. With buckets, one
+    /// layer's backward runs on the whole group before the next layer's, so a bucket is final
+    /// on every shard of the worker as early as it would be on one big batch.
+    private let groups: [[Network]]
+    private let groupLabels: [[UnsafeMutablePointer<Int32>]]
+    private let groupTotals: UnsafeMutablePointer<Totals>
+    /// The pass's scales and the bits its shard count reserves.
+    private var scales: [Int] = []
+    private var sumBits = 0
+    private var stop = false
 
-    init(workers: Workers, shardSize: Int, comm: Communicator) {
+    /// `groupSize`: shards a worker computes layer by layer together (1: one after the other).
+    init(workers: Workers, shardSize: Int, plan: BucketPlan, groupSize: Int, comm: Communicator) throws {
         self.workers = workers
         self.shardSize = shardSize
         self.comm = comm
         tensors = workers.primary.tensors
-        parameterCount = workers.primary.parameterCount
-        let size = parameterCount + tensors.count * Self.buckets + Slot.allCases.count
-        payload = .allocate(capacity: size)
+        var valueAt = Array(repeating: 0, count: tensors.count), countsAt = valueAt, flagsAt = valueAt
+        var ranges: [Range<Int>] = [], at = 0
+        for (b, range) in plan.tensors.enumerated() {
+            let begin = at
+            for t in range { (valueAt[t], at) = (at, at + tensors[t].count) }
+            for t in range { (countsAt[t], at) = (at, at + Self.buckets) }
+            for t in range { flagsAt[t] = at }
+            at += Flag.allCases.count + (b == plan.count - 1 ? Slot.allCases.count : 0)
+            ranges.append(begin..<at)
+        }
+        (self.valueAt, self.countsAt, self.flagsAt, bucketRanges) = (valueAt, countsAt, flagsAt, ranges)
+        slotsAt = at - Slot.allCases.count
+        payload = .allocate(capacity: at)
         payload.initialize(repeating: 0)
         accumulators = [payload] + (1..<workers.count).map { _ in
-            let buffer = UnsafeMutableBufferPointer<Int32>.allocate(capacity: size)
+            let buffer = UnsafeMutableBufferPointer<Int32>.allocate(capacity: at)
             buffer.initialize(repeating: 0)
             return buffer
         }
         workerLoss = .allocate(capacity: workers.count)
         workerGather = .allocate(capacity: workers.count)
         workerForward = .allocate(capacity: workers.count)
-        gradients = .allocate(capacity: parameterCount)
+        groups = try workers.replicas.map { replica in
+            try [replica] + (1..<max(groupSize, 1)).map { _ in
+                let network = try Network(replica.graph, maxBatch: shardSize, sharingWeightsWith: replica)
+                network.seed = replica.seed
+                return network
+            }
+        }
+        groupLabels = groups.map { $0.dropFirst().map { .allocate(capacity: $0.maxBatch) } }
+        groupTotals = .allocate(capacity: workers.count * max(groupSize, 1))
+        groupTotals.initialize(repeating: Totals(), count: workers.count * max(groupSize, 1))
+        gradients = .allocate(capacity: workers.primary.parameterCount)
         gradients.initialize(repeating: 0)
         state = tensors.map { _ in Self.scale(maxExponent: 0, shards: 1) }
+        pipeline = BucketPipeline(plan: plan, workers: workers.count, comm: comm)
+        pipeline.prepare = { [unowned self] in try self.start(bucket: $0) }
     }
 
     deinit {
-        accumulators.forEach { $0.deallocate() }
+        accumulators.dropFirst().forEach { $0.deallocate() }
+        payload.deallocate()
         workerLoss.deallocate()
         workerGather.deallocate()
         workerForward.deallocate()
+        groupLabels.joined().forEach { $0.deallocate() }
+        groupTotals.deallocate()
         gradients.deallocate()
     }
+
+    var bucketCount: Int { pipeline.plan.count }
 
     /// Bits reserved for adding up `shards` values.
     static func sumBits(_ shards: Int) -> Int { Int.bitWidth - max(shards - 1, 0).leadingZeroBitCount }
@@ -86,20 +142,26 @@ final class ExactReduction: GradientReduction {
         let shardCount = (batch.count + shardSize - 1) / shardSize
         let mine = (shardCount * comm.rank / comm.size)..<(shardCount * (comm.rank + 1) / comm.size)
         var reduceSeconds = 0.0
+        self.stop = stop
+        sumBits = Self.sumBits(shardCount)
         while true {
-            computeShards(mine, of: batch, shardCount: shardCount, from: set)
-            combineWorkers(stop: stop)
+            scales = state
+            pipeline.reset()
+            _ = try workers.run({ w, _, x, y in
+                self.computeShards(w, x, y, mine, of: batch, shardCount: shardCount, from: set)
+                return Totals()
+            }, whileWaiting: pipeline.poll)
             let reduceStart = MonotonicClock.now
-            try comm.allreduceSum(payload)
+            try pipeline.finish()
             reduceSeconds += MonotonicClock.now - reduceStart
             let maxExponents = try globalMaxExponents()
             let next = zip(maxExponents, state).map { exponent, k in exponent.map { Self.scale(maxExponent: $0, shards: shardCount) } ?? k }
-            if slot(.diverged) > 0 {
+            if flagged(.diverged) {
                 // Every rank sees the same flag: all stop together, rank 0 says why.
                 let error = TrainingError("the loss or a gradient is not finite: the run diverged (lower --lr)")
                 throw AgreedFailure(rank: 0, phase: "training", localError: comm.isRoot ? error : nil)
             }
-            if slot(.overflow) == 0 {
+            if !flagged(.overflow) {
                 dequantize()
                 state = next
                 break
@@ -110,102 +172,129 @@ final class ExactReduction: GradientReduction {
         timings.reduce = reduceSeconds
         timings.forward = workerForward[0]
         timings.backward = MonotonicClock.now - start - reduceSeconds - timings.data - timings.forward
+        timings.buckets = pipeline.spans
         let loss = Int64(slot(.loss0)) + Int64(slot(.loss1)) << 21 + Int64(slot(.loss2)) << 42
         let totals = Totals(lossSum: Double(loss) / 4_294_967_296, correct: Double(slot(.correct)), count: batch.count)
         return ReducedStep(totals: totals, stopRequested: slot(.stop) > 0, timings: timings)
     }
 
-    private func slot(_ s: Slot) -> Int32 { payload[Self.index(of: s, in: payload)] }
+    private func slot(_ s: Slot) -> Int32 { payload[slotsAt + s.rawValue] }
 
-    /// Where `slot` sits in a payload-sized buffer: after the gradients and the exponent counts.
-    private static func index(of slot: Slot, in buffer: UnsafeMutableBufferPointer<Int32>) -> Int {
-        buffer.count - Slot.allCases.count + slot.rawValue
+    /// Whether any bucket's reduced `flag` is set.
+    private func flagged(_ flag: Flag) -> Bool {
+        bucketRanges.indices.contains { payload[flagsAt[pipeline.plan.tensors[$0].lowerBound] + flag.rawValue] != 0 }
     }
 
-    /// Every worker computes its shards whole and adds them, in fixed point, to its accumulator.
-    private func computeShards(_ mine: Range<Int>, of batch: ArraySlice<Int32>, shardCount: Int, from set: LabeledImages) {
+    /// Worker `w` computes its shards whole and adds them, in fixed point, to its accumulator,
+    /// a group of shards at a time (see `groups`), each tensor as soon as the group's backward
+    /// pass has finished it; on its last group it tells the pipeline which buckets are final.
+    private func computeShards(_ w: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Int32>,
+                               _ mine: Range<Int>, of batch: ArraySlice<Int32>, shardCount: Int, from set: LabeledImages) {
         let scale = 1 / Float(batch.count)
-        let sumBits = Self.sumBits(shardCount)
-        let scales = state
-        _ = workers.run { w, network, x, y in
-            let accumulator = self.accumulators[w]
-            accumulator.update(repeating: 0)
-            var loss: Int64 = 0
-            var gather = 0.0, forward = 0.0
-            for shard in Workers.part(w, of: mine, parts: self.workers.count) {
-                let begin = batch.startIndex + shard * self.shardSize
-                let examples = batch[begin..<min(begin + self.shardSize, batch.endIndex)]
+        let accumulator = accumulators[w]
+        accumulator.update(repeating: 0)
+        let networks = groups[w], layerCount = networks[0].layerCount
+        let totals = groupTotals + w * networks.count
+        var loss: Int64 = 0
+        var gather = 0.0, forward = 0.0
+        let shards = Workers.part(w, of: mine, parts: workers.count)
+        for first in stride(from: shards.lowerBound, to: shards.upperBound, by: networks.count) {
+            let group = first..<min(first + networks.count, shards.upperBound)
+            for (j, shard) in group.enumerated() {
+                let network = networks[j]
+                if j > 0 { (network.step, network.layerSeconds) = (networks[0].step, networks[0].layerSeconds) }
+                let begin = batch.startIndex + shard * shardSize
+                let examples = batch[begin..<min(begin + shardSize, batch.endIndex)]
                 let gatherStart = MonotonicClock.now
-                set.gather(examples, into: x, labels: y, scale: network.pixelScale)
+                set.gather(examples, into: j == 0 ? x : network.input, labels: j == 0 ? y : groupLabels[w][j - 1], scale: network.pixelScale)
                 gather += MonotonicClock.now - gatherStart
-                let totals = network.computeGradients(x, labels: y, batch: examples.count, gradientScale: scale,
-                                                      firstExample: shard * self.shardSize)
+                totals[j] = network.forwardForGradients(j == 0 ? x : network.input, labels: j == 0 ? y : groupLabels[w][j - 1],
+                                                        batch: examples.count, gradientScale: scale, firstExample: shard * shardSize)
                 forward += network.forwardSeconds
+            }
+            let last = group.upperBound == shards.upperBound
+            var added = tensors.count
+            for i in stride(from: layerCount - 1, through: 0, by: -1) {
+                var final = 0
+                for j in 0..<group.count { final = networks[j].backward(layer: i, .weights) }
+                var from = added
+                while from > 0 && tensors[from - 1].offset >= final { from -= 1 }
+                if from < added {
+                    for j in 0..<group.count { add(networks[j].gradients, tensors: from..<added, into: accumulator) }
+                    added = from
+                }
+                if last && i > 0 { pipeline.publish(worker: w, finalFrom: final) }
+                for j in 0..<group.count { networks[j].backward(layer: i, .input) }
+            }
+            for j in 0..<group.count {
                 // A shard's loss is at most a few thousand; beyond 2^30 over the batch (or not
                 // finite) training has diverged. The bound keeps the batch's sum of losses, in
                 // units of 2^-32, within an Int64 (a per-shard bound of 2^30 overflowed it).
-                guard totals.lossSum.isFinite, totals.lossSum * Double(shardCount) < 0x4000_0000 else {
-                    accumulator[Self.index(of: .diverged, in: accumulator)] = 1
+                guard totals[j].lossSum.isFinite, totals[j].lossSum * Double(shardCount) < 0x4000_0000 else {
+                    accumulator[flagsAt[0] + Flag.diverged.rawValue] = 1
                     continue
                 }
-                loss += Int64((totals.lossSum * 4_294_967_296).rounded())
-                self.add(network.gradients, into: accumulator, scales: scales, sumBits: sumBits)
-                accumulator[Self.index(of: .correct, in: accumulator)] &+= Int32(totals.correct)
+                loss += Int64((totals[j].lossSum * 4_294_967_296).rounded())
+                accumulator[slotsAt + Slot.correct.rawValue] &+= Int32(totals[j].correct)
             }
-            self.workerLoss[w] = loss
-            self.workerGather[w] = gather
-            self.workerForward[w] = forward
-            return Totals()
         }
+        workerLoss[w] = loss
+        workerGather[w] = gather
+        workerForward[w] = forward
+        pipeline.publish(worker: w, finalFrom: 0)
     }
 
-    /// Adds round(g·2^k) of each tensor to the accumulator, counts the shard's largest exponent
-    /// per tensor, and flags a value too large for the scale.
-    private func add(_ g: UnsafeMutableBufferPointer<Float>, into accumulator: UnsafeMutableBufferPointer<Int32>, scales: [Int], sumBits: Int) {
-        let histogram = parameterCount
-        let overflowSlot = Self.index(of: .overflow, in: accumulator)
-        for (t, tensor) in tensors.enumerated() {
+    /// Adds round(g·2^k) of each of `range`'s tensors to the accumulator, counts the shard's
+    /// largest exponent per tensor, and flags a value too large for the scale.
+    private func add(_ g: UnsafeMutableBufferPointer<Float>, tensors range: Range<Int>, into accumulator: UnsafeMutableBufferPointer<Int32>) {
+        for t in range {
+            let tensor = tensors[t]
             let k = scales[t]
             let values = UnsafePointer(g.baseAddress! + tensor.offset)
             let bits = dpk_max_abs_bits(values, tensor.count)
             guard bits != 0 else { continue }
             guard bits < 0x7F80_0000 else {  // infinity or NaN
-                accumulator[Self.index(of: .diverged, in: accumulator)] = 1
+                accumulator[flagsAt[t] + Flag.diverged.rawValue] = 1
                 continue
             }
             let exponent = Int(bits >> 23) - 127
             let bucket = min(max(exponent - Self.lowestExponent, 0), Self.buckets - 1)
-            accumulator[histogram + t * Self.buckets + bucket] &+= 1
+            accumulator[countsAt[t] + bucket] &+= 1
             // |round(g·2^k)| ≤ 2^(e+1+k) must stay within 2^(30−sumBits).
             guard exponent < Self.lowestExponent + Self.buckets - 1, exponent + 1 + k <= 30 - sumBits else {
-                accumulator[overflowSlot] = 1
+                accumulator[flagsAt[t] + Flag.overflow.rawValue] = 1
                 continue
             }
-            dpk_quantize_add(values, tensor.count, Float(sign: .plus, exponent: k, significand: 1), accumulator.baseAddress! + tensor.offset)
+            dpk_quantize_add(values, tensor.count, Float(sign: .plus, exponent: k, significand: 1), accumulator.baseAddress! + valueAt[t])
         }
     }
 
-    /// The rank's payload: worker 0's accumulator plus the others' (integers: any order), the
-    /// loss in three 21-bit chunks (each sums over up to 1,024 ranks without overflow), the stop flag.
-    private func combineWorkers(stop: Bool) {
+    /// Main thread, once every worker is past bucket `b`: the rank's part of it is worker 0's
+    /// accumulator plus the others' (integers: any order), with the flags kept 0 or 1 and, in
+    /// the last bucket, the loss in three 21-bit chunks (each sums over up to 1,024 ranks
+    /// without overflow) and the stop flag. Then its sum starts.
+    private func start(bucket b: Int) throws {
+        let range = bucketRanges[b]
         for accumulator in accumulators.dropFirst() {
-            for i in 0..<payload.count { payload[i] &+= accumulator[i] }
+            for i in range { payload[i] &+= accumulator[i] }
         }
-        var loss: Int64 = 0
-        for w in 0..<workers.count { loss += workerLoss[w] }
-        let base = payload.count - Slot.allCases.count
-        payload[base + Slot.loss0.rawValue] = Int32(loss & 0x1F_FFFF)
-        payload[base + Slot.loss1.rawValue] = Int32((loss >> 21) & 0x1F_FFFF)
-        payload[base + Slot.loss2.rawValue] = Int32(loss >> 42)
-        payload[base + Slot.stop.rawValue] = stop ? 1 : 0
-        payload[base + Slot.overflow.rawValue] = min(payload[base + Slot.overflow.rawValue], 1)
-        payload[base + Slot.diverged.rawValue] = min(payload[base + Slot.diverged.rawValue], 1)
+        let flags = flagsAt[pipeline.plan.tensors[b].lowerBound]
+        for flag in Flag.allCases { payload[flags + flag.rawValue] = min(payload[flags + flag.rawValue], 1) }
+        if b == pipeline.plan.count - 1 {
+            var loss: Int64 = 0
+            for w in 0..<workers.count { loss += workerLoss[w] }
+            payload[slotsAt + Slot.loss0.rawValue] = Int32(loss & 0x1F_FFFF)
+            payload[slotsAt + Slot.loss1.rawValue] = Int32((loss >> 21) & 0x1F_FFFF)
+            payload[slotsAt + Slot.loss2.rawValue] = Int32(loss >> 42)
+            payload[slotsAt + Slot.stop.rawValue] = stop ? 1 : 0
+        }
+        try comm.startSum(UnsafeMutableBufferPointer(rebasing: payload[range]))
     }
 
     /// Per tensor, the largest exponent any shard had this step (nil: every shard was zero).
     private func globalMaxExponents() throws -> [Int?] {
         try tensors.indices.map { t in
-            let counts = payload.baseAddress! + parameterCount + t * Self.buckets
+            let counts = payload.baseAddress! + countsAt[t]
             guard let top = (0..<Self.buckets).last(where: { counts[$0] != 0 }) else { return nil }
             guard top < Self.buckets - 1 else {
                 let error = TrainingError("the gradient of \(tensors[t].name) is beyond 2^\(Self.lowestExponent + Self.buckets - 1): the run diverged (lower --lr)")
@@ -217,7 +306,7 @@ final class ExactReduction: GradientReduction {
 
     private func dequantize() {
         for (t, tensor) in tensors.enumerated() {
-            dpk_dequantize(payload.baseAddress! + tensor.offset, tensor.count, Float(sign: .plus, exponent: -state[t], significand: 1),
+            dpk_dequantize(payload.baseAddress! + valueAt[t], tensor.count, Float(sign: .plus, exponent: -state[t], significand: 1),
                            gradients.baseAddress! + tensor.offset)
         }
     }

@@ -53,6 +53,9 @@ public struct RunStart: Sendable {
 public struct StepTimings: Sendable {
     public var start = 0.0
     public var data = 0.0, forward = 0.0, backward = 0.0, reduce = 0.0, update = 0.0
+    /// Each bucket's sum: when it started and completed (MonotonicClock seconds), in start order.
+    /// With overlap most of it runs during the backward pass; `reduce` is what is left after it.
+    public var buckets: [(start: Double, end: Double)] = []
     public var compute: Double { forward + backward }
     public var total: Double { data + compute + reduce + update }
 }

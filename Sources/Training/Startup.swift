@@ -34,21 +34,28 @@ extension Trainer {
     /// in fixed chunks of at least 50).
     static func makeReduction(_ config: TrainingConfig, comm: Communicator, parameterCount: Int) throws -> (Workers, any GradientReduction) {
         let threads = config.threads ?? defaultThreads(localRanks: comm.localSize)
+        // One rank has nothing to hide: one bucket, reduced (a copy) after the backward pass;
+        // likewise a model that fits in one bucket.
+        let wanted = (config.overlap ?? true) && comm.size > 1
+        let plan = BucketPlan(try Network.tensors(of: config.model), bytes: wanted ? Int((config.bucketMB ?? TrainingConfig.defaultBucketMB) * 1_048_576) : nil)
+        let overlapped = plan.count > 1
         switch config.reduction {
         case .float:
             let rankBatch = (config.batchSize + comm.size - 1) / comm.size
             let count = max(1, min(threads, rankBatch))
             let reduction = FloatReduction(parameterCount: parameterCount, comm: comm)
-            let workers = try Workers(config.model, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients, seed: config.seed,
-                                      precision: config.computePrecision)
-            reduction.attach(workers)
+            let workers = try Workers(config.model, count: count, maxBatch: (rankBatch + count - 1) / count, gradients: reduction.gradients,
+                                      seed: config.seed, precision: config.computePrecision, overlapped: overlapped)
+            reduction.attach(workers, plan: plan)
             return (workers, reduction)
         case .exact:
             let shards = (config.batchSize + config.shardSize - 1) / config.shardSize
             let count = max(1, min(threads, (shards + comm.size - 1) / comm.size))
             let workers = try Workers(config.model, count: count, maxBatch: max(config.shardSize, 50), gradients: nil, seed: config.seed,
-                                      precision: config.computePrecision)
-            return (workers, ExactReduction(workers: workers, shardSize: config.shardSize, comm: comm))
+                                      precision: config.computePrecision, overlapped: overlapped)
+            // With buckets, a worker's shards run layer by layer together: as many as it gets.
+            let group = overlapped ? (shards + comm.size * count - 1) / (comm.size * count) : 1
+            return (workers, try ExactReduction(workers: workers, shardSize: config.shardSize, plan: plan, groupSize: group, comm: comm))
         }
     }
 

@@ -17,13 +17,18 @@ final class ThreadTeam {
 
     let size: Int
     private let shared: Shared
+    /// Member 0 also has a thread of its own, for `run(_:whileWaiting:)`.
+    private let detached: Bool
 
-    init(size: Int) {
+    /// `detached`: start a thread for member 0 too, so that the caller can drive the step's
+    /// communication while every member computes.
+    init(size: Int, detached: Bool = false) {
         self.size = max(size, 1)
+        self.detached = detached
         let shared = Shared(size: self.size)
         self.shared = shared
         Kernels.flushDenormals()  // member 0 is the caller
-        for member in 1..<self.size {
+        for member in (detached ? 0 : 1)..<self.size {
             let thread = Thread {
                 Kernels.flushDenormals()
                 while true {
@@ -40,7 +45,7 @@ final class ThreadTeam {
 
     deinit {
         shared.stopping = true
-        for member in 1..<size { shared.start[member].signal() }
+        for member in (detached ? 0 : 1)..<size { shared.start[member].signal() }
     }
 
     /// Runs `body(member)` on every member at once and returns when all have finished.
@@ -53,5 +58,26 @@ final class ThreadTeam {
             for _ in 1..<size { shared.done.wait() }
             shared.job = nil
         }
+    }
+
+    /// Runs `body(member)` on every member's own thread while the caller calls `progress`
+    /// about every 0.1 ms (the caller's thread stays the one that talks to MPI); returns when
+    /// all members have finished, then throws `progress`'s error if it threw.
+    func run(_ body: (Int) -> Void, whileWaiting progress: () throws -> Void) throws {
+        precondition(detached, "a team made without a thread for member 0")
+        var failure: Error?
+        withoutActuallyEscaping(body) { body in
+            shared.job = body
+            for member in 0..<size { shared.start[member].signal() }
+            var running = size
+            while running > 0 {
+                if failure == nil {
+                    do { try progress() } catch { failure = error }
+                }
+                if shared.done.wait(timeout: .now() + .microseconds(100)) == .success { running -= 1 }
+            }
+            shared.job = nil
+        }
+        if let failure { throw failure }
     }
 }

@@ -156,6 +156,7 @@ public final class Trainer {
         let end = MonotonicClock.now
         reduced.timings.update = end - updateStart
         reduced.timings.start = stepStart
+        reduced.timings.buckets = reduced.timings.buckets.map { ($0.start - observation.origin, $0.end - observation.origin) }
 
         state.epochTotals += reduced.totals
         state.epochLearningRates.append(learningRate)

@@ -42,6 +42,13 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Examples per micro-shard of the exact reduction: the unit whose gradient is computed
     /// whole by one worker, so the result is the same at any rank and thread count.
     public var shardSize = 10
+    /// Reduce the gradient in buckets while the backward pass runs (nil: yes), each about
+    /// `bucketMB` MB (nil: `BucketPlan.defaultMB`). Optional so that configurations saved
+    /// before they existed still read; neither changes the exact reduction's bits.
+    public var overlap: Bool?
+    public var bucketMB: Double?
+    /// Measured: README, "Overlapping the reduction".
+    public static let defaultBucketMB = 1.0
     public var seed: UInt64 = 1
     public var validationSplit = 0.0
     public var maxSteps: Int?
@@ -107,7 +114,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     /// Flags whose value fixes which examples each step sees: a resume cannot change them.
     static let ordering: Set = ["--batch-size", "--seed", "--validation-split"]
-    static let notSettings: Set = ["architecture", "dataDirectory", "optimizer", "runDirectory", "resume", "overwrite", "initModel"]
+    static let notSettings: Set = ["architecture", "dataDirectory", "optimizer", "runDirectory", "resume", "overwrite", "initModel", "overlap", "bucketMB"]
 
     /// `lrStepEpochs` or `log_every` → `--lr-step-epochs`, `--log-every`; the rate is `--lr`.
     static func flag(_ key: String) -> String {

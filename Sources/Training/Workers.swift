@@ -10,29 +10,30 @@ final class Workers {
     private let inputs: [UnsafeMutablePointer<Float>]
     private let labels: [UnsafeMutablePointer<Int32>]
     private let results: UnsafeMutablePointer<Totals>
-    /// Seconds worker 0 spent gathering its examples in the last `computeGradients`.
-    private var gatherSeconds = 0.0
     private let team: ThreadTeam
+    private let overlapped: Bool
     var primary: Network { replicas[0] }
     var count: Int { replicas.count }
 
     /// `count` workers whose networks take up to `maxBatch` examples at once. `gradients`: where
-    /// the primary writes (and `computeGradients` leaves the sum); nil gives it its own buffer.
-    /// `seed`: the key of dropout masks and augmentation.
+    /// the primary writes (the float reduction's payload, where it adds the others' too); nil gives it its own buffer.
+    /// `seed`: the key of dropout masks and augmentation. `overlapped`: every worker gets a thread
+    /// of its own, so that the main thread can drive the reduction while they compute.
     init(_ model: ModelGraph, count: Int, maxBatch: Int, gradients: UnsafeMutableBufferPointer<Float>?, seed: UInt64,
-         precision: Precision = .fp32) throws {
+         precision: Precision = .fp32, overlapped: Bool = false) throws {
         let primary = try Network(model, maxBatch: maxBatch, gradients: gradients, precision: precision)
         replicas = try [primary] + (1..<max(count, 1)).map { _ in try Network(model, maxBatch: maxBatch, sharingWeightsWith: primary) }
         for replica in replicas { replica.seed = seed }
         // Each worker gathers straight into its network's input.
         inputs = replicas.map(\.input)
         labels = replicas.map { .allocate(capacity: $0.maxBatch) }
-        team = ThreadTeam(size: replicas.count)
+        team = ThreadTeam(size: replicas.count, detached: overlapped)
+        self.overlapped = overlapped
         results = .allocate(capacity: replicas.count)
         results.initialize(repeating: Totals(), count: replicas.count)
     }
 
-    /// The global step the next `computeGradients` computes (the key of its randomness).
+    /// The global step the next step computes (the key of its randomness).
     var step: Int {
         get { primary.step }
         set { for replica in replicas { replica.step = newValue } }
@@ -46,27 +47,6 @@ final class Workers {
     /// Part `i` of `parts` of `range`: contiguous, sizes differing by at most one.
     static func part(_ i: Int, of range: Range<Int>, parts: Int) -> Range<Int> {
         (range.lowerBound + range.count * i / parts)..<(range.lowerBound + range.count * (i + 1) / parts)
-    }
-
-    /// Gradient of Σ loss · `scale` over `examples`, each worker on a contiguous part, summed
-    /// into the primary's `gradients`; also the seconds worker 0 spent gathering data and in its
-    /// forward pass (the rest is backward). `firstExample`: where `examples` start in the global batch.
-    func computeGradients(_ examples: ArraySlice<Int32>, from set: LabeledImages, scale: Float, firstExample: Int)
-        -> (Totals, gatherSeconds: Double, forwardSeconds: Double) {
-        let result = run { i, network, x, y in
-            let range = Self.part(i, of: examples.indices, parts: self.count)
-            let start = i == 0 ? MonotonicClock.now : 0
-            set.gather(examples[range], into: x, labels: y, scale: network.pixelScale)
-            if i == 0 { self.gatherSeconds = MonotonicClock.now - start }
-            return network.computeGradients(x, labels: y, batch: range.count, gradientScale: scale,
-                                            firstExample: firstExample + range.lowerBound - examples.startIndex)
-        }
-        let sum = primary.gradients
-        for replica in replicas.dropFirst() {
-            let g = replica.gradients
-            for j in 0..<sum.count { sum[j] += g[j] }
-        }
-        return (result, gatherSeconds, primary.forwardSeconds)
     }
 
     /// Totals over the fixed chunks `chunks` of `set` (chunk c is examples c·size ..< (c+1)·size).
@@ -91,6 +71,17 @@ final class Workers {
     func run(_ body: (Int, Network, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Totals) -> Totals {
         if replicas.count == 1 { return body(0, replicas[0], inputs[0], labels[0]) }
         team.run { i in results[i] = body(i, replicas[i], inputs[i], labels[i]) }
+        var total = Totals()
+        for i in 0..<replicas.count { total += results[i] }
+        return total
+    }
+
+    /// `run`, with `progress` called on the calling thread while the workers compute (each on
+    /// a thread of its own) when the workers were made `overlapped`; else just `run`.
+    func run(_ body: (Int, Network, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Totals,
+             whileWaiting progress: () throws -> Void) throws -> Totals {
+        guard overlapped else { return run(body) }
+        try team.run({ i in results[i] = body(i, replicas[i], inputs[i], labels[i]) }, whileWaiting: progress)
         var total = Totals()
         for i in 0..<replicas.count { total += results[i] }
         return total

@@ -137,6 +137,10 @@ struct ScalingOptions: ParsableArguments {
     var reduction = defaults.reduction
     @Option(help: "exact: examples per micro-shard (the unit one worker computes whole).")
     var shardSize = defaults.shardSize
+    @Option(name: .customLong("bucket-mb"), help: "MB of gradient per bucket: each bucket's reduction starts as soon as the backward pass has finished it (default \(TrainingConfig.defaultBucketMB), measured).")
+    var bucketMB: Double?
+    @Flag(help: "Reduce the whole gradient once, after the backward pass, instead of in buckets during it.")
+    var noOverlap = false
 
     func validate() throws {
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size: must be at least 1, got \(batchSize)") }
@@ -144,6 +148,10 @@ struct ScalingOptions: ParsableArguments {
         if batchSize != nil && perRankBatch != nil { throw ValidationError("--per-rank-batch: give it or --batch-size, not both") }
         if lrScaling != nil && perRankBatch == nil { throw ValidationError("--lr-scaling: applies with --per-rank-batch only") }
         guard shardSize >= 1 else { throw ValidationError("--shard-size: must be at least 1, got \(shardSize)") }
+        if let bucketMB, !(bucketMB > 0 && bucketMB <= 1024) {
+            throw ValidationError("--bucket-mb: must be more than 0 and at most 1024, got \(bucketMB)")
+        }
+        if bucketMB != nil && noOverlap { throw ValidationError("--bucket-mb: has no effect with --no-overlap") }
     }
 
     func apply(to config: inout TrainingConfig) {
@@ -152,5 +160,7 @@ struct ScalingOptions: ParsableArguments {
         config.lrScaling = lrScaling ?? (perRankBatch == nil ? .none : .linear)
         config.reduction = reduction
         config.shardSize = shardSize
+        config.overlap = noOverlap ? false : nil
+        config.bucketMB = bucketMB
     }
 }

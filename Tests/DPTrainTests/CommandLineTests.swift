@@ -51,6 +51,8 @@ struct CommandLineTests {
         (["--early-stopping", "2"], "--early-stopping: watches val_loss"),
         (["--warmup-epochs", "9"], "--warmup-epochs"),
         (["--shard-size", "0"], "--shard-size"),
+        (["--bucket-mb", "0"], "--bucket-mb: must be more than 0"),
+        (["--bucket-mb", "2", "--no-overlap"], "--bucket-mb: has no effect with --no-overlap"),
         // Flags the chosen schedule does not read are refused, as optimizer flags are.
         (["--lr-decay-rate", "0.5"], "--lr-decay-rate: does not apply to --lr-schedule constant"),
         (["--lr-schedule", "step", "--lr-alpha", "0.5"], "--lr-alpha: does not apply to --lr-schedule step (it takes --lr-step-factor, --lr-step-epochs)"),

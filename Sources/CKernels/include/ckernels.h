@@ -91,6 +91,11 @@ void dpk_bn_backward_sums(const float *x, const float *g, long rows, int channel
 void dpk_bn_input_grad(const float *x, const float *g, long rows, int channels, const float *mean, const float *inverse,
                        const float *gamma, const float *mean_dy, const float *mean_dy_x_hat, float *dx);
 
+// A worker thread tells the main thread how far its gradient is final: a store with release
+// order (everything written before it is visible to whoever loads it) and a load with acquire.
+static inline void dpk_publish(long *slot, long value) { __atomic_store_n(slot, value, __ATOMIC_RELEASE); }
+static inline long dpk_observe(const long *slot) { return __atomic_load_n(slot, __ATOMIC_ACQUIRE); }
+
 /// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
 double dpk_fma_peak(double seconds);
 

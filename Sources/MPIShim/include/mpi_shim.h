@@ -25,13 +25,20 @@ int dpt_broadcast(void *buffer, size_t bytes, int root);
 /// Copies `bytes` bytes from every rank into `all` (rank r's at r * bytes).
 int dpt_allgather_bytes(const void *mine, int bytes, void *all);
 
-// The step's watched sum allreduce, non-blocking so the main thread can watch it while it
-// waits (MPI stays FUNNELED: every call below is made by the main thread). One may be in
-// flight at a time; counts above INT_MAX are refused with MPI_ERR_COUNT.
-int dpt_iallreduce_floats(float *buffer, size_t count);
+// The step's watched sum allreduces, non-blocking so the main thread can watch them while it
+// waits and a bucketed reduction can start one per bucket while the backward pass runs (MPI
+// stays FUNNELED: every call below is made by the main thread). Each sum goes into a slot
+// (0 ..< DPT_MAX_COLLECTIVES) the caller picks and does not reuse before the sum completed;
+// counts above INT_MAX are refused with MPI_ERR_COUNT.
+enum { DPT_MAX_COLLECTIVES = 256 };
+int dpt_start_sum_floats(float *buffer, size_t count, int slot);
 /// Sums modulo 2^32: two's-complement values sum exactly whenever the total fits.
+int dpt_start_sum_int32s(int32_t *buffer, size_t count, int slot);
+/// Sets *done to 1 once the sum in `slot` has completed (and drives every sum's progress).
+int dpt_sum_test(int slot, int *done);
+/// One sum at a time, in slot 0 (what bench/smpi's replay of a step calls).
+int dpt_iallreduce_floats(float *buffer, size_t count);
 int dpt_iallreduce_int32s(int32_t *buffer, size_t count);
-/// Sets *done to 1 once the collective started last has completed (and drives its progress).
 int dpt_collective_test(int *done);
 
 // Notes for the stall watchdog: before each watched collective every other rank sends rank 0

@@ -112,8 +112,13 @@ final class WatchedCollective {
             switch watch.inspector.verdict(waited: waited, warned: warnedSequence == oldest.sequence) {
             case .waiting: break
             case .warn:
+                // As Horovod's inspector, a warning names the ranks that hold the sum up. With every
+                // rank arrived and heard from there is no one to name (rank 0 itself was away, as when
+                // stopped inside the sum): no warning; --stall-timeout still ends a sum that never ends.
+                let (missing, silent) = try blame(watch, sequence: oldest.sequence)
+                guard !missing.isEmpty || !silent.isEmpty else { break }
                 warnedSequence = oldest.sequence
-                watch.warn(try describe(watch, waited: waited, sequence: oldest.sequence))
+                watch.warn(watch.inspector.message(step: watch.step(), missing: missing, silent: silent, waited: waited))
             case .shutdown:
                 throw CommunicatorError("stall: " + (try describe(watch, waited: waited, sequence: oldest.sequence)) + "; ending the job (--stall-timeout)")
             }
@@ -151,10 +156,15 @@ final class WatchedCollective {
         return rootReceived != before
     }
 
-    private func describe(_ watch: Watch, waited: Double, sequence: Int64) throws -> String {
+    /// The ranks that did not arrive at sum `sequence`, and those that arrived but fell silent.
+    private func blame(_ watch: Watch, sequence: Int64) throws -> (missing: [Int], silent: [Int]) {
         try poll()
-        let missing = StallInspector.missing(latest: latest, sequence: sequence)
-        let silent = watch.inspector.silent(latest: latest, sequence: sequence, lastHeard: lastHeard, now: Self.now)
+        return (StallInspector.missing(latest: latest, sequence: sequence),
+                watch.inspector.silent(latest: latest, sequence: sequence, lastHeard: lastHeard, now: Self.now))
+    }
+
+    private func describe(_ watch: Watch, waited: Double, sequence: Int64) throws -> String {
+        let (missing, silent) = try blame(watch, sequence: sequence)
         return watch.inspector.message(step: watch.step(), missing: missing, silent: silent, waited: waited)
     }
 

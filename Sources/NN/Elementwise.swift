@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -166,11 +167,8 @@ final class DropoutLayer: Layer {
         let keepProbability = 1 - rate
         for b in 0..<batch {
             let random = CounterRandom(seed: pass.seed, layer: layerIndex, step: pass.step, example: pass.firstExample + b)
-            let x = input + b * count, y = output + b * count, keep = kept + b * count
-            for i in 0..<count {
-                keep[i] = random.unit(i) < keepProbability
-                y[i] = keep[i] ? x[i] / keepProbability : 0
-            }
+            // Draw i is random.unit(i), in C so that it vectorises.
+            dpk_dropout(random.key, count, keepProbability, input + b * count, output + b * count, kept + b * count)
         }
     }
 
@@ -181,6 +179,6 @@ final class DropoutLayer: Layer {
             return
         }
         let keepProbability = 1 - rate
-        for i in 0..<batch * count { gradInput[i] = kept[i] ? gradOutput[i] / keepProbability : 0 }
+        dpk_dropout_backward(kept, batch * count, keepProbability, gradOutput, gradInput)
     }
 }

@@ -184,12 +184,7 @@ public enum Kernels {
 
     /// bias gradient: column sums of grad[rows, columns].
     static func columnSums(_ grad: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
-        out.update(repeating: 0, count: columns)
-        var p = grad
-        for _ in 0..<rows {
-            for j in 0..<columns { out[j] += p[j] }
-            p += columns
-        }
+        dpk_column_sums(grad, rows, Int32(columns), out)
     }
 
     /// Softmax cross-entropy from logits, fused: probabilities, and when labels are given the

@@ -2,6 +2,7 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -95,6 +96,13 @@ void dpk_bn_input_grad(const float *x, const float *g, long rows, int channels, 
 // order (everything written before it is visible to whoever loads it) and a load with acquire.
 static inline void dpk_publish(long *slot, long value) { __atomic_store_n(slot, value, __ATOMIC_RELEASE); }
 static inline long dpk_observe(const long *slot) { return __atomic_load_n(slot, __ATOMIC_ACQUIRE); }
+
+/// sum[j] = Σ over the rows of x[i, j], the rows added in order (see elementwise.c).
+void dpk_column_sums(const float *x, long rows, int columns, float *sum);
+// Dropout (see elementwise.c): kept[i] = CounterRandom(key).unit(i) < keep_probability, y = x / keep_probability
+// where kept, else 0; and its backward, dx = g / keep_probability where kept, else 0.
+void dpk_dropout(uint64_t key, long n, float keep_probability, const float *x, float *y, bool *kept);
+void dpk_dropout_backward(const bool *kept, long n, float keep_probability, const float *g, float *dx);
 
 /// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
 double dpk_fma_peak(double seconds);

@@ -4,6 +4,7 @@
 // unrounded FP32 reference is printed too (what bf16 itself costs).
 //   dev/cpu/run bf16        (BATCH=50 REPEATS=50 by default; exit status 1 if a result is wrong)
 #include "ckernels.h"
+#include "reference.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,8 +25,8 @@ static const layer layers[] = {
     {"3x3 3->32 (34x34)", {34, 34, 3, 3, 1, 32, 32, 32}},
 };
 
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
-static float *randoms(long n) { float *p = malloc(sizeof(float) * n); for (long i = 0; i < n; i++) p[i] = (float)(rand() / (double)RAND_MAX * 2 - 1); return p; }
+// The thread's CPU time, as conv.c: other processes' time slices do not count.
+static double now(void) { return dpk_thread_seconds(); }
 // x rounded to bf16 by the kernels' own conversion, back as floats.
 static float *rounded(const float *x, long n) {
     uint16_t *h = malloc(2 * n + 64);
@@ -35,42 +36,6 @@ static float *rounded(const float *x, long n) {
     free(h);
     return r;
 }
-#define IN(g, n, y, x, c) (((long)(n) * (g)->in_h + (y)) * (g)->in_w + (x)) * (g)->in_c + (c)
-#define OUT(g, n, y, x, f) (((long)(n) * (g)->out_h + (y)) * (g)->out_w + (x)) * (g)->filters + (f)
-#define W(g, kh, kw, c, f) (((long)(kh) * (g)->kernel + (kw)) * (g)->in_c + (c)) * (g)->filters + (f)
-
-static void ref_forward(const dpk_conv *g, const float *in, const float *w, const float *b, float *out, int batch) {
-    for (int n = 0; n < batch; n++) for (int y = 0; y < g->out_h; y++) for (int x = 0; x < g->out_w; x++) for (int f = 0; f < g->filters; f++) {
-        double s = b[f];
-        for (int kh = 0; kh < g->kernel; kh++) for (int kw = 0; kw < g->kernel; kw++) for (int c = 0; c < g->in_c; c++)
-            s += (double)in[IN(g, n, y * g->stride + kh, x * g->stride + kw, c)] * w[W(g, kh, kw, c, f)];
-        out[OUT(g, n, y, x, f)] = s > 0 ? s : 0;
-    }
-}
-static void ref_weights(const dpk_conv *g, const float *in, const float *d, float *dw, int batch) {
-    for (int kh = 0; kh < g->kernel; kh++) for (int kw = 0; kw < g->kernel; kw++) for (int c = 0; c < g->in_c; c++) for (int f = 0; f < g->filters; f++) {
-        double s = 0;
-        for (int n = 0; n < batch; n++) for (int y = 0; y < g->out_h; y++) for (int x = 0; x < g->out_w; x++)
-            s += (double)in[IN(g, n, y * g->stride + kh, x * g->stride + kw, c)] * d[OUT(g, n, y, x, f)];
-        dw[W(g, kh, kw, c, f)] = s;
-    }
-}
-static void ref_input(const dpk_conv *g, const float *d, const float *w, float *din, int batch) {
-    long count = (long)batch * g->in_h * g->in_w * g->in_c;
-    double *acc = calloc(count, sizeof(double));
-    for (int n = 0; n < batch; n++) for (int y = 0; y < g->out_h; y++) for (int x = 0; x < g->out_w; x++) for (int f = 0; f < g->filters; f++)
-        for (int kh = 0; kh < g->kernel; kh++) for (int kw = 0; kw < g->kernel; kw++) for (int c = 0; c < g->in_c; c++)
-            acc[IN(g, n, y * g->stride + kh, x * g->stride + kw, c)] += (double)d[OUT(g, n, y, x, f)] * w[W(g, kh, kw, c, f)];
-    for (long i = 0; i < count; i++) din[i] = acc[i];
-    free(acc);
-}
-
-static double max_error(const float *a, const float *b, long n) {
-    double e = 0, scale = 1e-30;
-    for (long i = 0; i < n; i++) { double d = fabs(a[i] - b[i]); if (d > e) e = d; if (fabs(b[i]) > scale) scale = fabs(b[i]); }
-    return e / scale;
-}
-static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 static double median(double *t, int n) { qsort(t, n, sizeof(double), cmp); return t[n / 2]; }
 
 static int failed = 0;

@@ -316,42 +316,10 @@ void dpk_bf16_conv_backward(const dpk_conv *g, const float *dout, const float *w
         backward_image(g, &b, b.x + n * image_size(g), dout + n * out, dw, n > 0, din ? din + n * image_size(g) : 0);
 }
 
-// dconv [h, w, c] = the pooled gradient at each window's winner where the winner (the ReLU output)
-// is positive, zeros elsewhere; db += its column sums. (fused_impl.h's unpool_relu at 16 lanes.)
-static void unpool_relu(const float *dpooled, const float *pooled, const int *argmax, float *dconv, float *db,
-                        int h, int w, int c, int p)
-{
-    const int oh = h / p, ow = w / p;
-    vi lanes;
-    for (int i = 0; i < 16; i++) lanes[i] = i;
-    memset(dconv + oh * p * w * c, 0, sizeof(float) * (h - oh * p) * w * c);
-    for (int y = 0; y < oh * p && ow * p < w; y++)
-        memset(dconv + (y * w + ow * p) * c, 0, sizeof(float) * (w - ow * p) * c);
-    for (int y = 0; y < oh; y++)
-        for (int x = 0; x < ow; x++) {
-            const int first = ((y * p) * w + x * p) * c;
-            for (int ch = 0; ch < c; ch += 16) {
-                vf gv, pv, dbv;
-                vi index;
-                memcpy(&gv, dpooled + ch, 64);
-                memcpy(&pv, pooled + ch, 64);
-                memcpy(&index, argmax + ch, 64);
-                gv = (vf)((vi)gv & (pv > 0));
-                memcpy(&dbv, db + ch, 64);
-                dbv += gv;
-                memcpy(db + ch, &dbv, 64);
-                for (int dy = 0; dy < p; dy++)
-                    for (int dx = 0; dx < p; dx++) {
-                        const int at = first + (dy * w + dx) * c + ch;
-                        vf value = (vf)((vi)gv & (index == lanes + at));
-                        memcpy(dconv + at, &value, 64);
-                    }
-            }
-            dpooled += c;
-            pooled += c;
-            argmax += c;
-        }
-}
+// The FP32 kernels' unpooling (fused_impl.h): the pooled gradient routed to each window's winner
+// where the ReLU output is positive, zeros elsewhere, db += its column sums.
+void dpk_unpool_relu_avx512(const float *dpooled, const float *pooled, const int *argmax, float *dconv, float *db,
+                            int h, int w, int c, int p);
 
 void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *pooled, const int *argmax, const float *dpooled,
                                  const float *w, float *scratch, void *work, float *dw, float *db, float *din, int batch)
@@ -361,7 +329,7 @@ void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *poole
     memset(db, 0, sizeof(float) * g->filters);
     if (din) pack_transposed(g, w, b.wb, b.wt);
     for (int n = 0; n < batch; n++) {
-        unpool_relu(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
+        dpk_unpool_relu_avx512(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
         backward_image(g, &b, b.x + n * image_size(g), scratch, dw, n > 0, din ? din + n * image_size(g) : 0);
     }
 }

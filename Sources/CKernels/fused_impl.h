@@ -15,7 +15,8 @@ void FN(dpk_conv_pool_forward)(const dpk_conv *g, int pool, const float *in, con
 
 // dconv [h, w, c] = the pooled gradient at each window's winner, where the winner (the ReLU output)
 // is positive, and zeros elsewhere; db += its column sums.
-static void FN(unpool_relu)(const float *dpooled, const float *pooled, const int *argmax, float *dconv, float *db,
+// Not static: conv_bf16.c's fused backward routes its pooled gradient with the AVX-512 one.
+void FN(dpk_unpool_relu)(const float *dpooled, const float *pooled, const int *argmax, float *dconv, float *db,
                             int h, int w, int c, int p)
 {
     const int oh = h / p, ow = w / p;
@@ -53,7 +54,7 @@ void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, co
     memset(db, 0, sizeof(float) * g->filters);
     if (din) FN(transpose_kernel)(g, w, wt);
     for (int n = 0; n < batch; n++) {
-        FN(unpool_relu)(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
+        FN(dpk_unpool_relu)(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
         FN(weights_image)(g, in + n * image, scratch, dw, n > 0);
         // After its weight gradient: din may be the buffer `in` is (the padded input).
         if (din) FN(input_image)(g, scratch, wt, din + n * image);

@@ -53,11 +53,12 @@ public enum Kernels {
 
     /// C[M,N] = A[M,K]·B[K,N] (+ C when `accumulate`), row-major, optionally transposing A or B.
     @inline(__always)
+    /// `lda`: A's row stride when A is a block of a wider matrix (default: packed).
     static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                     _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                     _ a: UnsafePointer<Float>, lda: Int? = nil, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                      accumulate: Bool = false) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), 1, a, Int32(transA ? m : k), b, Int32(transB ? k : n),
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda ?? (transA ? m : k)), b, Int32(transB ? k : n),
                     accumulate ? 1 : 0, c, Int32(n))
     }
 

@@ -34,11 +34,18 @@ protocol Layer: AnyObject {
     /// them while the input gradient is computed. By default the first part is all of it.
     func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
     func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int)
+    /// The weights part in parts, computed in order, each final once done: where each part's
+    /// gradient begins in the layer's first variable (`ParameterTensor.pieceStarts`). One part
+    /// by default.
+    var weightPartStarts: [Int] { get }
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int, part: Int)
 }
 
 extension Layer {
     func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int) { backward(gradOutput: gradOutput, batch: batch) }
     func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {}
+    var weightPartStarts: [Int] { [0] }
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int, part: Int) { backwardWeights(gradOutput: gradOutput, batch: batch) }
 }
 
 /// The weights a layer reads and the gradients it writes, inside the network's flat buffers;
@@ -336,6 +343,7 @@ final class DenseLayer: Layer {
     let gradInput: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     var outputCount: Int { units }
+    let weightPartStarts: [Int]
     /// bf16: the rounded input, kernel and output gradient; nil in FP32.
     private let rounded: (input: UnsafeMutablePointer<Float>, kernel: UnsafeMutablePointer<Float>, gradient: UnsafeMutablePointer<Float>)?
 
@@ -343,6 +351,7 @@ final class DenseLayer: Layer {
          weights: Weights, maxBatch: Int, precision: Precision = .fp32) {
         (self.inputs, self.units, self.relu, self.name) = (inputs, units, relu, name)
         (self.input, self.gradInput, self.weights) = (input, gradInput, weights)
+        weightPartStarts = ParameterTensor.pieceStarts(shape: [inputs, units])
         output = .allocate(capacity: maxBatch * units)
         rounded = precision == .bf16 ? (.allocate(capacity: maxBatch * inputs), .allocate(capacity: inputs * units), .allocate(capacity: maxBatch * units)) : nil
     }
@@ -370,15 +379,21 @@ final class DenseLayer: Layer {
     }
 
     func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        if relu { Kernels.reluBackward(gradOutput, output: output, count: batch * units) }
-        Kernels.columnSums(gradOutput, rows: batch, columns: units, into: weights.biasGrad)
-        var x = input, d = UnsafePointer(gradOutput)
-        if let rounded {
+        for part in weightPartStarts.indices { backwardWeights(gradOutput: gradOutput, batch: batch, part: part) }
+    }
+
+    /// Part 0 also takes the ReLU's gradient and the bias's; each part is a row block of the
+    /// kernel's gradient, the last rows first.
+    func backwardWeights(gradOutput: UnsafeMutablePointer<Float>, batch: Int, part: Int) {
+        if part == 0 {
+            if relu { Kernels.reluBackward(gradOutput, output: output, count: batch * units) }
+            Kernels.columnSums(gradOutput, rows: batch, columns: units, into: weights.biasGrad)
             // The forward pass left the rounded input (and kernel, for the input gradient).
-            Precision.round(gradOutput, into: rounded.gradient, count: batch * units)
-            (x, d) = (UnsafePointer(rounded.input), UnsafePointer(rounded.gradient))
+            if let rounded { Precision.round(gradOutput, into: rounded.gradient, count: batch * units) }
         }
-        Kernels.gemm(transA: true, m: inputs, n: units, k: batch, x, d, weights.kernelGrad)
+        let x = rounded.map { UnsafePointer($0.input) } ?? input, d = rounded.map { UnsafePointer($0.gradient) } ?? UnsafePointer(gradOutput)
+        let firstRow = weightPartStarts[part] / units, rows = (part == 0 ? inputs : weightPartStarts[part - 1] / units) - firstRow
+        Kernels.gemm(transA: true, m: rows, n: units, k: batch, x + firstRow, lda: inputs, d, weights.kernelGrad + weightPartStarts[part])
     }
 
     func backwardInput(gradOutput: UnsafeMutablePointer<Float>, batch: Int) {

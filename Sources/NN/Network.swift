@@ -15,6 +15,38 @@ public struct ParameterTensor: Sendable, Equatable {
     public init(name: String, shape: [Int], offset: Int, trainable: Bool = true) {
         (self.name, self.shape, self.offset, self.trainable) = (name, shape, offset, trainable)
     }
+
+    /// A Dense kernel ([inputs, units]) of more floats than this has its gradient computed, and
+    /// reduced, in row blocks of about this size, the last rows first: the first block's sum then
+    /// runs while the others are computed (a 4 MB kernel was one sum, started only once all of
+    /// it was done). Fixed, not `--bucket-mb`: the exact reduction scales each piece on its own,
+    /// and its bits must not depend on the bucket size.
+    public static let pieceFloats = 262_144
+
+    /// Where the pieces of a tensor of `shape` begin (offsets into it), in the order they are
+    /// computed: the last rows first, the last piece at 0. [0]: the tensor is one piece.
+    public static func pieceStarts(shape: [Int]) -> [Int] {
+        guard shape.count == 2, shape[0] * shape[1] > pieceFloats else { return [0] }
+        let rows = max(pieceFloats / shape[1], 1)
+        return stride(from: shape[0] - rows, to: 0, by: -rows).map { $0 * shape[1] } + [0]
+    }
+}
+
+/// A run of the flat gradient that the reduction quantises and sums as one: a tensor, or a
+/// row block of a large Dense kernel (`ParameterTensor.pieceStarts`).
+public struct GradientPiece: Sendable, Equatable {
+    /// Index into the network's tensors.
+    public let tensor: Int
+    /// Where it is in `Network.gradients`.
+    public let range: Range<Int>
+
+    /// Every tensor's pieces, in flat order.
+    public static func pieces(of tensors: [ParameterTensor]) -> [GradientPiece] {
+        tensors.enumerated().flatMap { t, tensor in
+            let starts = ParameterTensor.pieceStarts(shape: tensor.shape).reversed().map { tensor.offset + $0 }
+            return zip(starts, starts.dropFirst() + [tensor.offset + tensor.count]).map { GradientPiece(tensor: t, range: $0..<$1) }
+        }
+    }
 }
 
 public struct NetworkError: Error, CustomStringConvertible {
@@ -76,8 +108,9 @@ public final class Network {
     private let statistics: [(tensor: ParameterTensor, momentum: Float)]
     private let ownsParameters: Bool
     private let ownsGradients: Bool
-    /// Per layer: where the final part of `gradients` begins once its backward is done.
-    private let finalFrom: [Int]
+    /// Per layer and part of its weight gradient: where the final part of `gradients` begins
+    /// once that part is done (the last part's: all of the layer's variables).
+    private let finalFrom: [[Int]]
 
     /// Told during `computeGradients`, after each layer's backward but the first layer's, that
     /// `gradients` from this offset on is final for the pass (those layers' variables, and the
@@ -147,7 +180,11 @@ public final class Network {
             guard let last = builder.firstLayer[owner[t.name]!] else { continue }
             for l in 0...last { finalFrom[l] = min(finalFrom[l], t.offset) }
         }
-        self.finalFrom = finalFrom
+        // A layer's first variable is its kernel; its parts' starts are offsets into it.
+        let layers = self.layers
+        self.finalFrom = layers.indices.map { l in layers[l].weightPartStarts.map { finalFrom[l] + $0 } }
+        let pieceStarts = Set(GradientPiece.pieces(of: tensors).map(\.range.lowerBound))
+        precondition(self.finalFrom.allSatisfy { $0.count == 1 || $0.allSatisfy(pieceStarts.contains) }, "a layer's parts are not its kernel's pieces")
     }
 
     deinit {
@@ -230,8 +267,10 @@ public final class Network {
                                  gradientScale: Float, firstExample: Int = 0) -> Totals {
         let result = forwardForGradients(input, labels: labels, batch: batch, gradientScale: gradientScale, firstExample: firstExample)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
-            let final = backward(layer: i, .weights)
-            if i > 0 { gradientsFinal?(final) }
+            for part in 0..<weightParts(layer: i) {
+                let final = backwardWeights(layer: i, part: part)
+                if i > 0 || part < weightParts(layer: i) - 1 { gradientsFinal?(final) }
+            }
             backward(layer: i, .input)
         }
         return result
@@ -263,22 +302,37 @@ public final class Network {
     /// which `gradients` is final once the weights part is done (what `gradientsFinal` is told).
     @discardableResult
     public func backward(layer i: Int, _ part: BackwardPart) -> Int {
-        guard passBatch > 0, let gradOutput = gradOutputs[i] else { return finalFrom[i] }
+        guard part == .weights else {
+            if passBatch > 0, let gradOutput = gradOutputs[i] {
+                let start = layerSeconds == nil ? 0 : Kernels.now()
+                layers[i].backwardInput(gradOutput: gradOutput, batch: passBatch)
+                if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
+            }
+            return finalFrom[i].last!
+        }
+        return (0..<weightParts(layer: i)).map { backwardWeights(layer: i, part: $0) }.last!
+    }
+
+    /// How many parts layer `i`'s weight gradient is computed in (`backwardWeights(layer:part:)`):
+    /// one, or a large Dense kernel's row blocks (`ParameterTensor.pieceStarts`).
+    public func weightParts(layer i: Int) -> Int { finalFrom[i].count }
+
+    /// Part `part` of layer `i`'s weight gradient, the parts in order; returns the offset from
+    /// which `gradients` is final once it is done.
+    @discardableResult
+    public func backwardWeights(layer i: Int, part: Int) -> Int {
+        guard passBatch > 0, let gradOutput = gradOutputs[i] else { return finalFrom[i][part] }
         let batch = passBatch
         let start = layerSeconds == nil ? 0 : Kernels.now()
         defer { if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start } }
-        guard part == .weights else {
-            layers[i].backwardInput(gradOutput: gradOutput, batch: batch)
-            return finalFrom[i]
-        }
         let edges = gradientEdges[i]
-        if !edges.isEmpty {
+        if part == 0 && !edges.isEmpty {
             let count = batch * layers[i].outputCount
             gradOutput.update(from: edges[0], count: count)
             for edge in edges.dropFirst() { for j in 0..<count { gradOutput[j] += edge[j] } }
         }
-        layers[i].backwardWeights(gradOutput: gradOutput, batch: batch)
-        return finalFrom[i]
+        layers[i].backwardWeights(gradOutput: gradOutput, batch: batch, part: part)
+        return finalFrom[i][part]
     }
 
     /// Summed loss and correct count over `batch` examples in inference mode, without touching the gradients.

@@ -3,41 +3,45 @@ import Collectives
 import Foundation
 import NN
 
-/// How the flat gradient is cut for reduction: runs of whole tensors, the last layers' first
-/// (the backward pass finishes them first), each at least `bytes` of 4-byte values (a bigger
-/// tensor is a bucket alone), as PyTorch DDP's reducer and Horovod's fusion buffer cut them.
-/// The statistics (written by the forward pass) ride in the first bucket. One bucket: the
-/// whole gradient, reduced after the backward pass (`--no-overlap`).
+/// How the flat gradient is cut for reduction: runs of whole pieces (tensors, or a large Dense
+/// kernel's row blocks: `GradientPiece`), the last layers' first (the backward pass finishes
+/// them first), each at least `bytes` of 4-byte values (a bigger piece is a bucket alone), as
+/// PyTorch DDP's reducer and Horovod's fusion buffer cut them. The statistics (written by the
+/// forward pass) ride in the first bucket. One bucket: the whole gradient, reduced after the
+/// backward pass (`--no-overlap`).
 struct BucketPlan: Equatable {
-    /// Per bucket, in the order they are started: its tensors (indices into the network's
-    /// tensors, ascending) and the part of the flat buffer they cover.
-    let tensors: [Range<Int>]
+    let pieces: [GradientPiece]
+    /// Per bucket, in the order they are started: its pieces (indices into `pieces`, ascending)
+    /// and the part of the flat buffer they cover.
+    let members: [Range<Int>]
     let flat: [Range<Int>]
-    var count: Int { tensors.count }
+    var count: Int { members.count }
 
     /// `bytes` nil: one bucket.
-    init(_ all: [ParameterTensor], bytes: Int?) {
-        let trained = all.firstIndex { !$0.trainable } ?? all.endIndex
+    init(_ tensors: [ParameterTensor], bytes: Int?) {
+        let all = GradientPiece.pieces(of: tensors)
+        pieces = all
+        let trained = all.firstIndex { !tensors[$0.tensor].trainable } ?? all.endIndex
         guard let bytes, trained > 1 else {
-            tensors = [0..<all.count]
-            flat = [0..<(all.last.map { $0.offset + $0.count } ?? 0)]
+            members = [0..<all.count]
+            flat = [0..<(all.last?.range.upperBound ?? 0)]
             return
         }
-        // At most 256 in flight (the shim's slots): bigger buckets for a model with more tensors.
-        let total = all.reduce(0) { $0 + $1.count } * 4
+        // At most 256 in flight (the shim's slots): bigger buckets for a model with more pieces.
+        let total = (all.last?.range.upperBound ?? 0) * 4
         let size = max(bytes, total / 256 + 1)
         var cuts: [Range<Int>] = []
         var end = all.count, first = trained - 1, gathered = 0
         while first >= 0 {
-            gathered += all[first].count * 4
+            gathered += all[first].range.count * 4
             if gathered >= size || first == 0 {
                 cuts.append(first..<end)
                 (end, gathered) = (first, 0)
             }
             first -= 1
         }
-        tensors = cuts
-        flat = cuts.map { all[$0.lowerBound].offset..<(all[$0.upperBound - 1].offset + all[$0.upperBound - 1].count) }
+        members = cuts
+        flat = cuts.map { all[$0.lowerBound].range.lowerBound..<all[$0.upperBound - 1].range.upperBound }
     }
 }
 

@@ -9,22 +9,23 @@ import NN
 /// associative, so the result does not depend on how the shards are spread over threads and
 /// ranks, nor on the order MPI adds them: the same bits at any rank and thread count.
 ///
-/// The payload stays 32 bits wide, as narrow as the floats it replaces: each tensor has its own
-/// scale 2^k, chosen from the largest shard gradient of the step before so that the sum of
-/// every shard fits an Int32 with a bit of headroom. A shard that would not fit sets an
+/// The payload stays 32 bits wide, as narrow as the floats it replaces: each piece (a tensor,
+/// or a row block of a large Dense kernel: `GradientPiece`) has its own scale 2^k, chosen from
+/// the largest shard gradient of the step before so that the sum of every shard fits an Int32
+/// with a bit of headroom. A shard that would not fit sets an
 /// overflow flag and the step is reduced again with the scales this step's values call for
 /// (rare: the first step, or a gradient that doubles in one step). The payload also carries,
-/// per tensor, a count of shards by the exponent of their largest value (a sum of one-hots, so
+/// per piece, a count of shards by the exponent of their largest value (a sum of one-hots, so
 /// its top bucket is the global maximum: a max carried by a sum), the loss in 21-bit chunks of a
 /// 2^-32 fixed point, the correct count, and the stop and overflow flags.
 ///
-/// The payload is cut into the buckets of a `BucketPlan`, each with its tensors' values,
+/// The payload is cut into the buckets of a `BucketPlan`, each with its pieces' values,
 /// their exponent counts and its own overflow and diverged flags (the last bucket also the
 /// loss, correct count and stop flag), so that a bucket is quantised and its sum started the
 /// moment the backward pass has finished it: the scales come from the step before, so nothing
 /// about a bucket waits for the rest of the step. A bucket that overflows is known from its
 /// reduced flag on every rank alike, and the step is computed again at the scales every
-/// tensor's reduced exponent counts call for. The integers are the same however the payload is
+/// piece's reduced exponent counts call for. The integers are the same however the payload is
 /// bucketed, so overlap or not, any rank count, the same bits.
 final class ExactReduction: GradientReduction {
     static let buckets = 128
@@ -38,14 +39,15 @@ final class ExactReduction: GradientReduction {
 
     let shardSize: Int
     let gradients: UnsafeMutableBufferPointer<Float>
-    /// Per tensor: the scale exponent k (values are stored as round(g · 2^k)).
+    /// Per piece: the scale exponent k (values are stored as round(g · 2^k)).
     var state: [Int]
     private let tensors: [ParameterTensor]
+    private let pieces: [GradientPiece]
     private let payload: UnsafeMutableBufferPointer<Int32>
     private let workers: Workers
     private let comm: Communicator
     private let pipeline: BucketPipeline
-    /// Where each bucket sits in the payload, and per tensor its values, its exponent counts
+    /// Where each bucket sits in the payload, and per piece its values, its exponent counts
     /// and its bucket's flags.
     private let bucketRanges: [Range<Int>]
     private let valueAt: [Int], countsAt: [Int], flagsAt: [Int]
@@ -76,11 +78,12 @@ final class ExactReduction: GradientReduction {
         self.shardSize = shardSize
         self.comm = comm
         tensors = workers.primary.tensors
-        var valueAt = Array(repeating: 0, count: tensors.count), countsAt = valueAt, flagsAt = valueAt
+        pieces = plan.pieces
+        var valueAt = Array(repeating: 0, count: pieces.count), countsAt = valueAt, flagsAt = valueAt
         var ranges: [Range<Int>] = [], at = 0
-        for (b, range) in plan.tensors.enumerated() {
+        for (b, range) in plan.members.enumerated() {
             let begin = at
-            for t in range { (valueAt[t], at) = (at, at + tensors[t].count) }
+            for t in range { (valueAt[t], at) = (at, at + pieces[t].range.count) }
             for t in range { (countsAt[t], at) = (at, at + Self.buckets) }
             for t in range { flagsAt[t] = at }
             at += Flag.allCases.count + (b == plan.count - 1 ? Slot.allCases.count : 0)
@@ -110,7 +113,7 @@ final class ExactReduction: GradientReduction {
         groupTotals.initialize(repeating: Totals(), count: workers.count * max(groupSize, 1))
         gradients = .allocate(capacity: workers.primary.parameterCount)
         gradients.initialize(repeating: 0)
-        state = tensors.map { _ in Self.scale(maxExponent: 0, shards: 1) }
+        state = pieces.map { _ in Self.scale(maxExponent: 0, shards: 1) }
         pipeline = BucketPipeline(plan: plan, workers: workers.count, comm: comm)
         pipeline.prepare = { [unowned self] in try self.start(bucket: $0) }
     }
@@ -182,11 +185,11 @@ final class ExactReduction: GradientReduction {
 
     /// Whether any bucket's reduced `flag` is set.
     private func flagged(_ flag: Flag) -> Bool {
-        bucketRanges.indices.contains { payload[flagsAt[pipeline.plan.tensors[$0].lowerBound] + flag.rawValue] != 0 }
+        bucketRanges.indices.contains { payload[flagsAt[pipeline.plan.members[$0].lowerBound] + flag.rawValue] != 0 }
     }
 
     /// Worker `w` computes its shards whole and adds them, in fixed point, to its accumulator,
-    /// a group of shards at a time (see `groups`), each tensor as soon as the group's backward
+    /// a group of shards at a time (see `groups`), each piece as soon as the group's backward
     /// pass has finished it; on its last group it tells the pipeline which buckets are final.
     private func computeShards(_ w: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Int32>,
                                _ mine: Range<Int>, of batch: ArraySlice<Int32>, shardCount: Int, from set: LabeledImages) {
@@ -213,17 +216,20 @@ final class ExactReduction: GradientReduction {
                 forward += network.forwardSeconds
             }
             let last = group.upperBound == shards.upperBound
-            var added = tensors.count
+            var added = pieces.count
             for i in stride(from: layerCount - 1, through: 0, by: -1) {
-                var final = 0
-                for j in 0..<group.count { final = networks[j].backward(layer: i, .weights) }
-                var from = added
-                while from > 0 && tensors[from - 1].offset >= final { from -= 1 }
-                if from < added {
-                    for j in 0..<group.count { add(networks[j].gradients, tensors: from..<added, into: accumulator) }
-                    added = from
+                let parts = networks[0].weightParts(layer: i)
+                for part in 0..<parts {
+                    var final = 0
+                    for j in 0..<group.count { final = networks[j].backwardWeights(layer: i, part: part) }
+                    var from = added
+                    while from > 0 && pieces[from - 1].range.lowerBound >= final { from -= 1 }
+                    if from < added {
+                        for j in 0..<group.count { add(networks[j].gradients, pieces: from..<added, into: accumulator) }
+                        added = from
+                    }
+                    if last && (i > 0 || part < parts - 1) { pipeline.publish(worker: w, finalFrom: final) }
                 }
-                if last && i > 0 { pipeline.publish(worker: w, finalFrom: final) }
                 for j in 0..<group.count { networks[j].backward(layer: i, .input) }
             }
             for j in 0..<group.count {
@@ -244,14 +250,14 @@ final class ExactReduction: GradientReduction {
         pipeline.publish(worker: w, finalFrom: 0)
     }
 
-    /// Adds round(g·2^k) of each of `range`'s tensors to the accumulator, counts the shard's
-    /// largest exponent per tensor, and flags a value too large for the scale.
-    private func add(_ g: UnsafeMutableBufferPointer<Float>, tensors range: Range<Int>, into accumulator: UnsafeMutableBufferPointer<Int32>) {
+    /// Adds round(g·2^k) of each of `range`'s pieces to the accumulator, counts the shard's
+    /// largest exponent per piece, and flags a value too large for the scale.
+    private func add(_ g: UnsafeMutableBufferPointer<Float>, pieces range: Range<Int>, into accumulator: UnsafeMutableBufferPointer<Int32>) {
         for t in range {
-            let tensor = tensors[t]
+            let piece = pieces[t].range
             let k = scales[t]
-            let values = UnsafePointer(g.baseAddress! + tensor.offset)
-            let bits = dpk_max_abs_bits(values, tensor.count)
+            let values = UnsafePointer(g.baseAddress! + piece.lowerBound)
+            let bits = dpk_max_abs_bits(values, piece.count)
             guard bits != 0 else { continue }
             guard bits < 0x7F80_0000 else {  // infinity or NaN
                 accumulator[flagsAt[t] + Flag.diverged.rawValue] = 1
@@ -265,7 +271,7 @@ final class ExactReduction: GradientReduction {
                 accumulator[flagsAt[t] + Flag.overflow.rawValue] = 1
                 continue
             }
-            dpk_quantize_add(values, tensor.count, Float(sign: .plus, exponent: k, significand: 1), accumulator.baseAddress! + valueAt[t])
+            dpk_quantize_add(values, piece.count, Float(sign: .plus, exponent: k, significand: 1), accumulator.baseAddress! + valueAt[t])
         }
     }
 
@@ -278,7 +284,7 @@ final class ExactReduction: GradientReduction {
         for accumulator in accumulators.dropFirst() {
             for i in range { payload[i] &+= accumulator[i] }
         }
-        let flags = flagsAt[pipeline.plan.tensors[b].lowerBound]
+        let flags = flagsAt[pipeline.plan.members[b].lowerBound]
         for flag in Flag.allCases { payload[flags + flag.rawValue] = min(payload[flags + flag.rawValue], 1) }
         if b == pipeline.plan.count - 1 {
             var loss: Int64 = 0
@@ -291,13 +297,13 @@ final class ExactReduction: GradientReduction {
         try comm.startSum(UnsafeMutableBufferPointer(rebasing: payload[range]))
     }
 
-    /// Per tensor, the largest exponent any shard had this step (nil: every shard was zero).
+    /// Per piece, the largest exponent any shard had this step (nil: every shard was zero).
     private func globalMaxExponents() throws -> [Int?] {
-        try tensors.indices.map { t in
+        try pieces.indices.map { t in
             let counts = payload.baseAddress! + countsAt[t]
             guard let top = (0..<Self.buckets).last(where: { counts[$0] != 0 }) else { return nil }
             guard top < Self.buckets - 1 else {
-                let error = TrainingError("the gradient of \(tensors[t].name) is beyond 2^\(Self.lowestExponent + Self.buckets - 1): the run diverged (lower --lr)")
+                let error = TrainingError("the gradient of \(tensors[pieces[t].tensor].name) is beyond 2^\(Self.lowestExponent + Self.buckets - 1): the run diverged (lower --lr)")
                 throw AgreedFailure(rank: 0, phase: "training", localError: comm.isRoot ? error : nil)
             }
             return Self.lowestExponent + top
@@ -305,9 +311,9 @@ final class ExactReduction: GradientReduction {
     }
 
     private func dequantize() {
-        for (t, tensor) in tensors.enumerated() {
-            dpk_dequantize(payload.baseAddress! + valueAt[t], tensor.count, Float(sign: .plus, exponent: -state[t], significand: 1),
-                           gradients.baseAddress! + tensor.offset)
+        for (t, piece) in pieces.enumerated() {
+            dpk_dequantize(payload.baseAddress! + valueAt[t], piece.range.count, Float(sign: .plus, exponent: -state[t], significand: 1),
+                           gradients.baseAddress! + piece.range.lowerBound)
         }
     }
 }

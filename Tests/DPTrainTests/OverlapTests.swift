@@ -35,6 +35,27 @@ struct OverlapTests {
         }
     }
 
+    /// A Dense kernel over 1 MB is computed and summed in row blocks, each its own bucket at
+    /// the default size (`--dense 600`: 1024x600 in three, the conv layers and the last block in
+    /// one), with scales of their own: still the same bits at any rank count, overlapped or not.
+    @Test func aDenseKernelInBlocksKeepsTheBits() throws {
+        let common = ["train", "--dense", "600", "--max-steps", "8", "--seed", "2"]
+        let single = Repo.scratch("blocks-np1")
+        #expect(try dptrain(common + ["--run-dir", single, "--threads", "1"]).status == 0)
+        let reference = try MPITests.weights(single)
+        for (ranks, extra) in [(2, ["--threads", "1"]), (3, ["--no-overlap", "--threads", "2"])] {
+            let dir = Repo.scratch("blocks")
+            let result = try dptrain(common + ["--run-dir", dir] + extra, ranks: ranks)
+            #expect(result.status == 0, "\(result)")
+            let difference = MPITests.relativeDifference(reference, try MPITests.weights(dir))
+            #expect(difference == 0, "np=\(ranks) \(extra): weights differ by \(difference) relative")
+        }
+        let bench = try dptrain(["bench", "--dense", "600", "--steps", "2", "--warmup", "1", "--threads", "1", "--json"], ranks: 2)
+        #expect(bench.status == 0, "\(bench)")
+        let report = try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as! [String: Any]
+        #expect(report["buckets"] as? Int == 3, "\(report["buckets"] ?? "none")")
+    }
+
     /// At np=2 a float sum is one addition either way: bucketed, the same bits as np=1 with 2 threads.
     @Test func floatBitsAtTwoRanksWithBuckets() throws {
         let common = ["train", "--reduction", "float", "--max-steps", "20"]

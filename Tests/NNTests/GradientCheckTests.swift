@@ -5,8 +5,9 @@ import Testing
 /// Finite-difference checks of every layer kind: valid and 'same' padding, stride 2, pools of
 /// 2 and 3, hidden dense layers, and the graph's other layers (batch normalisation in training
 /// mode, residual adds, average, 'same' and global pooling, every activation, rescaling,
-/// dropout and augmentation with their masks fixed by the step's keys). Central differences in
-/// fp32 along a random direction per tensor: (L(w+εd) − L(w−εd)) / 2ε must equal ⟨∇L, d⟩.
+/// dropout and augmentation with their masks fixed by the step's keys), a Dense kernel large
+/// enough to be computed in row blocks. Central differences in fp32 along a random direction
+/// per tensor (per row block): (L(w+εd) − L(w−εd)) / 2ε must equal ⟨∇L, d⟩.
 struct GradientCheckTests {
     static let models: [(String, ModelGraph)] = {
         func arch(_ blocks: [Architecture.ConvBlock], dense: [Int], size: Int = 12, channels: Int = 2) -> ModelGraph {
@@ -45,6 +46,8 @@ struct GradientCheckTests {
             ("same-stride2", arch([.init(filters: 3, kernelSize: 3, stride: 2, padding: .same), .init(filters: 4, kernelSize: 3, padding: .same)], dense: [6])),
             ("same-even-kernel-pool3", arch([.init(filters: 4, kernelSize: 4, padding: .same, poolSize: 3)], dense: [7, 5], size: 13)),
             ("dense-only", arch([], dense: [8], size: 4, channels: 1)),
+            // An 800x600 kernel: its gradient in two row blocks (`ParameterTensor.pieceStarts`).
+            ("dense-in-pieces", arch([], dense: [600], size: 20, channels: 2)),
             ("residual-batchnorm-pooling", residual), ("activations-dropout", activations), ("augmentation", augment),
         ]
     }()
@@ -71,23 +74,26 @@ struct GradientCheckTests {
         network.computeGradients(x, labels: labels, batch: batch, gradientScale: scale)
         let gradients = Array(network.gradients)
 
-        for t in network.trainableTensors {
+        // Per piece: a large Dense kernel's row blocks are computed in parts, each checked on its own.
+        for piece in GradientPiece.pieces(of: network.tensors) where network.tensors[piece.tensor].trainable {
+            let (first, count) = (piece.range.lowerBound, piece.range.count)
+            let what = "\(network.tensors[piece.tensor].name)[\(first - network.tensors[piece.tensor].offset)...]"
             // A unit direction: the loss moves by about ε·|∇L|, far above the fp32 rounding of the loss.
-            var direction = (0..<t.count).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
+            var direction = (0..<count).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
             let norm = direction.reduce(0) { $0 + $1 * $1 }.squareRoot()
             direction = direction.map { $0 / norm }
-            let analytic = (0..<t.count).reduce(0.0) { $0 + Double(gradients[t.offset + $1] * direction[$1]) }
-            let gradientNorm = (0..<t.count).reduce(0.0) { $0 + Double(gradients[t.offset + $1] * gradients[t.offset + $1]) }.squareRoot()
+            let analytic = (0..<count).reduce(0.0) { $0 + Double(gradients[first + $1] * direction[$1]) }
+            let gradientNorm = (0..<count).reduce(0.0) { $0 + Double(gradients[first + $1] * gradients[first + $1]) }.squareRoot()
             let epsilon: Float = 1e-3  // small enough to cross few ReLU or max-pool switches
-            let saved = Array(network.parameters[t.offset..<(t.offset + t.count)])
-            for i in 0..<t.count { network.parameters[t.offset + i] = saved[i] + epsilon * direction[i] }
+            let saved = Array(network.parameters[piece.range])
+            for i in 0..<count { network.parameters[first + i] = saved[i] + epsilon * direction[i] }
             let plus = loss()
-            for i in 0..<t.count { network.parameters[t.offset + i] = saved[i] - epsilon * direction[i] }
+            for i in 0..<count { network.parameters[first + i] = saved[i] - epsilon * direction[i] }
             let minus = loss()
-            for i in 0..<t.count { network.parameters[t.offset + i] = saved[i] }
+            for i in 0..<count { network.parameters[first + i] = saved[i] }
             let numeric = (plus - minus) / (2 * Double(epsilon))
             let error = abs(numeric - analytic) / max(abs(analytic), 0.1 * gradientNorm, 1e-4)
-            #expect(error < 1e-2, "\(name) \(t.name): finite difference \(numeric) vs backprop \(analytic) (relative error \(error))")
+            #expect(error < 1e-2, "\(name) \(what): finite difference \(numeric) vs backprop \(analytic) (relative error \(error))")
         }
     }
 

@@ -75,7 +75,11 @@ static void learn(const unsigned char *mac, int port) {
 }
 
 static void enqueue(uint64_t due, int port, const unsigned char *data, int length) {
-    if (tail - head == QUEUE) return;  // full: dropped, as a switch would
+    if (tail - head == QUEUE) {  // full: dropped, as a switch would
+        static unsigned long full;
+        if ((++full & (full - 1)) == 0) fprintf(stderr, "delayline: %lu dropped, queue full\n", full);
+        return;
+    }
     struct frame *f = &queue[tail++ % QUEUE];
     f->data = malloc((size_t)length);
     if (!f->data) { tail--; return; }
@@ -126,7 +130,10 @@ int main(int argc, char **argv) {
         for (uint64_t t = now_ns(); tail != head && queue[head % QUEUE].due <= t; head++) {
             struct frame *f = &queue[head % QUEUE];
             // A full qdisc refuses the frame: dropped, as a switch port's full queue would.
-            (void)send(socks[f->port], f->data, (size_t)f->length, 0);
+            if (send(socks[f->port], f->data, (size_t)f->length, 0) < 0) {
+                static unsigned long dropped;
+                if ((++dropped & (dropped - 1)) == 0) fprintf(stderr, "delayline: %lu dropped (%s)\n", dropped, strerror(errno));
+            }
             free(f->data);
         }
     }

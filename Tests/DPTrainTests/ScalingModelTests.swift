@@ -35,6 +35,7 @@ import TestSupport
             "s.allreduce_seconds('rabenseifner', 4, \(n), \(Self.net))",
             "s.allreduce_seconds('recursive_doubling', 4, \(n), s.Network(10e-6, 1e9, 30e-6, 65536, 2e9))",
             "s.allreduce_seconds('tree', 1, \(n), \(Self.net))",
+            "s.allreduce_seconds('tree', 4, \(n), s.Network(10e-6, 1e9, 30e-6, 65536, fifo=True))",
         ])
         let a: Double = 10e-6, ar: Double = 30e-6, ms: Double = 1e-3
         // ring: 2(p-1) = 6 rounds of n/4 = 1 MB (past the eager limit): 6 (a_r + 1 ms)
@@ -57,6 +58,9 @@ import TestSupport
         let doubling: Double = 2 * (ar + 4 * ms + 2 * ms)
         #expect(Self.close(got[5], doubling), "\(got[5])")
         #expect(got[6] == 0)
+        // tree, p = 4, sends in the order posted (Open MPI over TCP): rank 0's copy to 1 is there
+        // after 4 ms, to 2 after 8; 1 then sends to 3 (4 ms more): 2 a_r + 8 ms
+        #expect(Self.close(got[7], reduce4 + 2 * ar + 8 * ms), "\(got[7])")
     }
 
     @Test func fatTreeSharesAHostsLinkByRouteLatency() throws {
@@ -79,13 +83,13 @@ import TestSupport
         // the last layer's leaves at 4 ms, the first's at 10 ms; on 2 ranks (ring, a = 1 ms,
         // B = 1 GB/s) each costs 2 (1 ms + half its bytes / B), and only the second one is waited for.
         let bench = #"{"batchSize": 1, "ranks": 1, "times": {"data": 0, "forward": 0, "backward": 0.01, "loss": 0, "update": 0, "reduction": 0}, "layers": [{"name": "first", "backward": 0.006}, {"name": "last", "backward": 0.004}]}"#
-        let model = "s.Model(json.loads('\(bench)'), [('first', 1000), ('last', 1000)], 10, bucket_mb=0.001)"
+        let model = "s.Model(json.loads('\(bench)'), [('first', 1000, None), ('last', 1000, None)], 10, bucket_mb=0.001)"
         let net = "s.Network(1e-3, 1e9)"
         let got = try Self.evaluate([
             "\(model).exposed(2, 1, 'ring', \(net), True)[1]",
             "\(model).exposed(2, 1, 'ring', \(net), False)[1]",
             "\(model).payload",
-            "s.payload_of([('conv2d', 832), ('max_pooling2d', 0), ('conv2d_1', 51264), ('dense', 10250)])[0]",
+            "s.payload_of([('conv2d', 832, None), ('max_pooling2d', 0, None), ('conv2d_1', 51264, None), ('dense', 10250, 10)])[0]",
         ])
         let a: Double = 1e-3
         let second: Double = 2 * (a + 2_512e-9), whole: Double = 2 * (a + 5_038e-9)
@@ -95,5 +99,29 @@ import TestSupport
         #expect(got[2] == 10_076)
         // The reference model's exact-reduction payload: 4 (62,346 + 128 x 6 + 7) bytes.
         #expect(got[3] == 252_484)
+    }
+
+    /// Sums in flight share the link but not their latencies: a bucket final while the one before
+    /// is still sending ends when its bytes have followed the earlier bucket's, not a whole
+    /// reduction later. And a Dense kernel over 1 MB is reduced in row blocks, as dptrain cuts it.
+    @Test func bucketsInFlightShareTheLinkAndLargeKernelsComeInBlocks() throws {
+        // Two layers of 250,000 parameters: the last's backward takes 9.5 ms, the first's 0.5 ms.
+        // Buckets (1,001,052 B with the slots, then 1,001,024 B) are final at 9.5 and 10 ms; ring
+        // on 2 ranks, a = 1 ms, a_r = 3 a, B = 1 GB/s: each is 2 (a_r + half its bytes / B).
+        let bench = #"{"batchSize": 1, "ranks": 1, "times": {"data": 0, "forward": 0, "backward": 0.01, "loss": 0, "update": 0, "reduction": 0}, "layers": [{"name": "first", "backward": 0.0005}, {"name": "last", "backward": 0.0095}]}"#
+        let dense = "[('conv2d', 832, None), ('conv2d_1', 51264, None), ('dense', 1049600, 1024), ('dense_1', 10250, 10)]"
+        let got = try Self.evaluate([
+            "s.Model(json.loads('\(bench)'), [('first', 250000, None), ('last', 250000, None)], 10, bucket_mb=0.9).exposed(2, 1, 'ring', s.Network(1e-3, 1e9), True)[1]",
+            "s.pieces(1049600, 1024)",
+            "s.payload_of(\(dense))[0]",
+        ].enumerated().map { $0 == 1 ? "len(\($1)) * 1e9 + \($1)[0] * 1e3 + \($1)[-1]" : $1 })
+        let ms: Double = 1e-3, ns: Double = 1e-9
+        // The second bucket's bytes follow the first's: 9.5 ms + 2 (3 ms + 500,526 ns) + 1,001,024 ns,
+        // 10 ms of it the backward pass (one after the other, 7 ms more would be waited for).
+        #expect(Self.close(got[0], 9.5 * ms + 2 * (3 * ms + 500_526 * ns) + 1_001_024 * ns - 10 * ms), "\(got[0])")
+        // 1024 rows of 1,024 floats in blocks of 256 rows, the last rows (with the bias) first.
+        #expect(got[1] == 4e9 + 263_168e3 + 262_144, "\(got[1])")
+        // --dense 1024: 4 (1,111,946 parameters + 128 counts x 11 pieces + 7 slots) bytes.
+        #expect(got[2] == 4_453_444, "\(got[2])")
     }
 }

@@ -35,6 +35,7 @@ import TestSupport
             "s.allreduce_seconds('rabenseifner', 4, \(n), \(Self.net))",
             "s.allreduce_seconds('recursive_doubling', 4, \(n), s.Network(10e-6, 1e9, 30e-6, 65536, 2e9))",
             "s.allreduce_seconds('tree', 1, \(n), \(Self.net))",
+            "s.allreduce_seconds('rabenseifner', 3, \(n), \(Self.net))",
         ])
         let a: Double = 10e-6, ar: Double = 30e-6, ms: Double = 1e-3
         // ring: 2(p-1) = 6 rounds of n/4 = 1 MB (past the eager limit): 6 (a_r + 1 ms)
@@ -57,6 +58,9 @@ import TestSupport
         let doubling: Double = 2 * (ar + 4 * ms + 2 * ms)
         #expect(Self.close(got[5], doubling), "\(got[5])")
         #expect(got[6] == 0)
+        // Rabenseifner, p = 3: ranks 0 and 1 swap 2 MB halves, 1 sends its summed half back,
+        // 0 and 2 exchange halves there and back, and 0 sends 1 the whole 4 MB: 5 a_r + 12 ms
+        #expect(Self.close(got[7], 5 * ar + 12 * ms), "\(got[7])")
     }
 
     @Test func fatTreeSharesAHostsLinkByRouteLatency() throws {

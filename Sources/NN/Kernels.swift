@@ -51,9 +51,9 @@ public enum Kernels {
         precision == .bf16 ? dpk_bf16_peak(seconds) : dpk_fma_peak(seconds)
     }
 
-    /// C[M,N] = A[M,K]·B[K,N] (+ C when `accumulate`), row-major, optionally transposing A or B.
-    @inline(__always)
+    /// C[M,N] = A[M,K]·B[K,N] (+ C when `accumulate`), row-major, optionally transposing A or B;
     /// `lda`: A's row stride when A is a block of a wider matrix (default: packed).
+    @inline(__always)
     static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                      _ a: UnsafePointer<Float>, lda: Int? = nil, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                      accumulate: Bool = false) {

@@ -4,6 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+// The sums in flight: a bucketed reduction starts several before it waits for the first.
+static MPI_Request collectives[DPT_MAX_COLLECTIVES];
+
 int dpt_init(int *rank, int *size, int *local_rank, int *local_size) {
     // Open MPI's libnbc runs an in-place MPI_Iallreduce (each bucket's sum) as a binomial tree
     // unless told otherwise: the whole payload up and down the tree. Rabenseifner's reduce-scatter
@@ -15,6 +18,7 @@ int dpt_init(int *rank, int *size, int *local_rank, int *local_size) {
     int provided = 0;
     int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
     if (rc != MPI_SUCCESS) return rc;
+    for (int i = 0; i < DPT_MAX_COLLECTIVES; i++) collectives[i] = MPI_REQUEST_NULL;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     if ((rc = MPI_Comm_rank(MPI_COMM_WORLD, rank)) != MPI_SUCCESS) return rc;
     if ((rc = MPI_Comm_size(MPI_COMM_WORLD, size)) != MPI_SUCCESS) return rc;
@@ -83,17 +87,10 @@ int dpt_allgather_bytes(const void *mine, int bytes, void *all) {
     return MPI_Allgather(mine, bytes, MPI_BYTE, all, bytes, MPI_BYTE, MPI_COMM_WORLD);
 }
 
-// The sums in flight: a bucketed reduction starts several before it waits for the first.
-static MPI_Request collectives[DPT_MAX_COLLECTIVES];
-static int collectives_ready = 0;
 
 static int start_allreduce(void *buffer, size_t count, MPI_Datatype type, int slot) {
     if (count > INT_MAX) return MPI_ERR_COUNT;
     if (slot < 0 || slot >= DPT_MAX_COLLECTIVES) return MPI_ERR_REQUEST;
-    if (!collectives_ready) {
-        for (int i = 0; i < DPT_MAX_COLLECTIVES; i++) collectives[i] = MPI_REQUEST_NULL;
-        collectives_ready = 1;
-    }
     return MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, type, MPI_SUM, MPI_COMM_WORLD, &collectives[slot]);
 }
 

@@ -271,13 +271,13 @@ public final class Network {
                 let final = backwardWeights(layer: i, part: part)
                 if i > 0 || part < weightParts(layer: i) - 1 { gradientsFinal?(final) }
             }
-            backward(layer: i, .input)
+            backwardInput(layer: i)
         }
         return result
     }
 
     /// `computeGradients` in parts: the forward pass and the loss's gradient; then call
-    /// `backward(layer:_:)`, weights then input, for every layer from the last down to 0. A caller with several
+    /// `backwardWeights(layer:part:)` for each part, then `backwardInput(layer:)`, for every layer from the last down to 0. A caller with several
     /// networks can so run one layer's backward on all of them before the next layer's.
     @discardableResult
     public func forwardForGradients(_ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
@@ -295,22 +295,18 @@ public final class Network {
         return result
     }
 
-    /// A layer's backward in two parts: its weight gradients, then its input gradient.
-    public enum BackwardPart { case weights, input }
+    /// Layer `i`'s input gradient, of the last `forwardForGradients`, once its weight gradient
+    /// (every part) is done.
+    public func backwardInput(layer i: Int) {
+        guard passBatch > 0, let gradOutput = gradOutputs[i] else { return }
+        timed(backwardOf: i) { layers[i].backwardInput(gradOutput: gradOutput, batch: passBatch) }
+    }
 
-    /// Part of layer `i`'s backward of the last `forwardForGradients`; returns the offset from
-    /// which `gradients` is final once the weights part is done (what `gradientsFinal` is told).
-    @discardableResult
-    public func backward(layer i: Int, _ part: BackwardPart) -> Int {
-        guard part == .weights else {
-            if passBatch > 0, let gradOutput = gradOutputs[i] {
-                let start = layerSeconds == nil ? 0 : Kernels.now()
-                layers[i].backwardInput(gradOutput: gradOutput, batch: passBatch)
-                if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
-            }
-            return finalFrom[i].last!
-        }
-        return (0..<weightParts(layer: i)).map { backwardWeights(layer: i, part: $0) }.last!
+    /// Adds `body`'s seconds to layer `i`'s backward slot of `layerSeconds`, when it is set.
+    private func timed(backwardOf i: Int, _ body: () -> Void) {
+        let start = layerSeconds == nil ? 0 : Kernels.now()
+        body()
+        if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start }
     }
 
     /// How many parts layer `i`'s weight gradient is computed in (`backwardWeights(layer:part:)`):
@@ -323,15 +319,15 @@ public final class Network {
     public func backwardWeights(layer i: Int, part: Int) -> Int {
         guard passBatch > 0, let gradOutput = gradOutputs[i] else { return finalFrom[i][part] }
         let batch = passBatch
-        let start = layerSeconds == nil ? 0 : Kernels.now()
-        defer { if let layerSeconds { layerSeconds[layers.count + i] += Kernels.now() - start } }
-        let edges = gradientEdges[i]
-        if part == 0 && !edges.isEmpty {
-            let count = batch * layers[i].outputCount
-            gradOutput.update(from: edges[0], count: count)
-            for edge in edges.dropFirst() { for j in 0..<count { gradOutput[j] += edge[j] } }
+        timed(backwardOf: i) {
+            let edges = gradientEdges[i]
+            if part == 0 && !edges.isEmpty {
+                let count = batch * layers[i].outputCount
+                gradOutput.update(from: edges[0], count: count)
+                for edge in edges.dropFirst() { for j in 0..<count { gradOutput[j] += edge[j] } }
+            }
+            layers[i].backwardWeights(gradOutput: gradOutput, batch: batch, part: part)
         }
-        layers[i].backwardWeights(gradOutput: gradOutput, batch: batch, part: part)
         return finalFrom[i][part]
     }
 

@@ -230,7 +230,7 @@ final class ExactReduction: GradientReduction {
                     }
                     if last && (i > 0 || part < parts - 1) { pipeline.publish(worker: w, finalFrom: final) }
                 }
-                for j in 0..<group.count { networks[j].backward(layer: i, .input) }
+                for j in 0..<group.count { networks[j].backwardInput(layer: i) }
             }
             for j in 0..<group.count {
                 // A shard's loss is at most a few thousand; beyond 2^30 over the batch (or not

@@ -71,10 +71,10 @@ final class Workers {
     func run(_ body: (Int, Network, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Totals) -> Totals {
         if replicas.count == 1 { return body(0, replicas[0], inputs[0], labels[0]) }
         team.run { i in results[i] = body(i, replicas[i], inputs[i], labels[i]) }
-        var total = Totals()
-        for i in 0..<replicas.count { total += results[i] }
-        return total
+        return resultsTotal
     }
+
+    private var resultsTotal: Totals { (0..<replicas.count).reduce(into: Totals()) { $0 += results[$1] } }
 
     /// `run`, with `progress` called on the calling thread while the workers compute (each on
     /// a thread of its own) when the workers were made `overlapped`; else just `run`.
@@ -82,8 +82,6 @@ final class Workers {
              whileWaiting progress: () throws -> Void) throws -> Totals {
         guard overlapped else { return run(body) }
         try team.run({ i in results[i] = body(i, replicas[i], inputs[i], labels[i]) }, whileWaiting: progress)
-        var total = Totals()
-        for i in 0..<replicas.count { total += results[i] }
-        return total
+        return resultsTotal
     }
 }

@@ -9,6 +9,7 @@
 #define FN(name) name##_avx2
 #include "conv_impl.h"
 #include "pool_impl.h"
+#include "winograd_impl.h"
 #include "fused_impl.h"
 #pragma clang attribute pop
 #endif

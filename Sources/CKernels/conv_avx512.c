@@ -11,6 +11,7 @@
 #define FN(name) name##_avx512
 #include "conv_impl.h"
 #include "pool_impl.h"
+#include "winograd_impl.h"
 #include "fused_impl.h"
 #pragma clang attribute pop
 #endif

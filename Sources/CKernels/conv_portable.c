@@ -17,4 +17,5 @@
 #define FN(name) name##_portable
 #include "conv_impl.h"
 #include "pool_impl.h"
+#include "winograd_impl.h"
 #include "fused_impl.h"

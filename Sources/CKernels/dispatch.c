@@ -19,11 +19,16 @@
     void dpk_conv_pool_backward_##isa(const dpk_conv *, int, const float *, const float *, const int *,      \
                                        const float *, const float *, float *, float *, float *, float *,    \
                                        float *, int);                                                        \
+    int dpk_winograd_fits_##isa(const dpk_conv *, int);                                                          \
+    void dpk_winograd_forward_##isa(const dpk_conv *, const float *, const float *, const float *, float *, int); \
+    void dpk_winograd_backward_weights_##isa(const dpk_conv *, const float *, const float *, float *, int);       \
+    void dpk_winograd_backward_input_##isa(const dpk_conv *, const float *, const float *, float *, float *, int); \
     double fma_loop_##isa(long);
 #define ENTRY(isa, vl) {#isa, vl, dpk_conv_forward_##isa, dpk_conv_backward_weights_##isa, \
                         dpk_conv_backward_input_##isa, dpk_relu_backward_bias_##isa, \
                         dpk_max_pool_##isa, dpk_max_pool_backward_##isa, dpk_conv_pool_forward_##isa, \
-                        dpk_conv_pool_backward_##isa, fma_loop_##isa}
+                        dpk_conv_pool_backward_##isa, {dpk_winograd_fits_##isa, dpk_winograd_forward_##isa, \
+                        dpk_winograd_backward_weights_##isa, dpk_winograd_backward_input_##isa}, fma_loop_##isa}
 
 struct dpk_path {
     const char *name;
@@ -37,6 +42,12 @@ struct dpk_path {
     void (*conv_pool_forward)(const dpk_conv *, int, const float *, const float *, const float *, float *, int *, float *, int);
     void (*conv_pool_backward)(const dpk_conv *, int, const float *, const float *, const int *, const float *, const float *,
                                float *, float *, float *, float *, float *, int);
+    struct {
+        int (*fits)(const dpk_conv *, int);
+        void (*forward)(const dpk_conv *, const float *, const float *, const float *, float *, int);
+        void (*backward_weights)(const dpk_conv *, const float *, const float *, float *, int);
+        void (*backward_input)(const dpk_conv *, const float *, const float *, float *, float *, int);
+    } winograd;
     double (*fma_loop)(long);
 };
 typedef struct dpk_path path;
@@ -115,19 +126,29 @@ static const path *fitting(const dpk_path *p, const dpk_conv *g, int pass)
 
 int dpk_conv_supports(const dpk_path *p, const dpk_conv *g, int pass) { return fitting(p, g, pass) != 0; }
 
+// Each pass runs Winograd's kernels where the fitting path's take the geometry, else the direct ones.
 void dpk_conv_forward(const dpk_path *p, const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch)
 {
-    fitting(p, g, DPK_FORWARD)->forward(g, in, w, bias, out, batch);
+    const path *q = fitting(p, g, DPK_FORWARD);
+    (q->winograd.fits(g, DPK_FORWARD) ? q->winograd.forward : q->forward)(g, in, w, bias, out, batch);
 }
 
 void dpk_conv_backward_weights(const dpk_path *p, const dpk_conv *g, const float *in, const float *dout, float *dw, int batch)
 {
-    fitting(p, g, DPK_BACKWARD_WEIGHTS)->backward_weights(g, in, dout, dw, batch);
+    const path *q = fitting(p, g, DPK_BACKWARD_WEIGHTS);
+    (q->winograd.fits(g, DPK_BACKWARD_WEIGHTS) ? q->winograd.backward_weights : q->backward_weights)(g, in, dout, dw, batch);
 }
 
 void dpk_conv_backward_input(const dpk_path *p, const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch)
 {
-    fitting(p, g, DPK_BACKWARD_INPUT)->backward_input(g, dout, w, wt, din, batch);
+    const path *q = fitting(p, g, DPK_BACKWARD_INPUT);
+    (q->winograd.fits(g, DPK_BACKWARD_INPUT) ? q->winograd.backward_input : q->backward_input)(g, dout, w, wt, din, batch);
+}
+
+int dpk_conv_winograd(const dpk_path *p, const dpk_conv *g, int pass)
+{
+    const path *q = fitting(p, g, pass);
+    return q && q->winograd.fits(g, pass);
 }
 
 void dpk_relu_backward_bias(const dpk_path *p, float *grad, const float *out, int rows, int columns, float *db)

@@ -1,14 +1,17 @@
-// Conv + bias + ReLU + max pooling, image by image: one image's conv output (and its gradient)
+// Conv + bias + ReLU + max pooling, image by image (Winograd's kernels where they fit): one image's conv output (and its gradient)
 // lives in a small scratch buffer that stays in cache, instead of a whole batch's going through
-// memory four times. Included after conv_impl.h and pool_impl.h; filters are a multiple of VL.
+// memory four times. Included after conv_impl.h, pool_impl.h and winograd_impl.h; filters are a multiple of VL.
 
 void FN(dpk_conv_pool_forward)(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
                                float *pooled, int *argmax, float *scratch, int batch)
 {
     const long image = (long)g->in_h * g->in_w * g->in_c, out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
-    const FN(bmat) weights = FN(forward_weights)(g, w);
+    const int winograd = FN(dpk_winograd_fits)(g, DPK_FORWARD);
+    const float *u = winograd ? FN(wino_forward_kernel)(g, w) : 0;
+    const FN(bmat) weights = winograd ? (FN(bmat)){0} : FN(forward_weights)(g, w);
     for (int n = 0; n < batch; n++) {
-        FN(forward_images)(g, in + n * image, weights, bias, scratch, 1);
+        if (winograd) FN(wino_forward)(g, in + n * image, u, bias, scratch, 1);
+        else FN(forward_images)(g, in + n * image, weights, bias, scratch, 1);
         FN(dpk_max_pool)(scratch, pooled + n * out, argmax + n * out, 1, g->out_h, g->out_w, g->filters, pool);
     }
 }
@@ -51,12 +54,18 @@ void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, co
                                 float *dw, float *db, float *din, int batch)
 {
     const long image = (long)g->in_h * g->in_w * g->in_c, out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
+    const int winograd = FN(dpk_winograd_fits)(g, DPK_BACKWARD_WEIGHTS), winograd_input = din && FN(dpk_winograd_fits)(g, DPK_BACKWARD_INPUT);
+    const float *u = winograd_input ? FN(wino_input_kernel)(g, w) : 0;
+    float *sums = winograd ? FN(wino_sums)(g) : 0;
     memset(db, 0, sizeof(float) * g->filters);
-    if (din) FN(transpose_kernel)(g, w, wt);
+    if (din && !winograd_input) FN(transpose_kernel)(g, w, wt);
     for (int n = 0; n < batch; n++) {
         FN(dpk_unpool_relu)(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
-        FN(weights_image)(g, in + n * image, scratch, dw, n > 0);
+        if (winograd) FN(wino_weight_sums)(g, in + n * image, scratch, sums, n > 0, 1);
+        else FN(weights_image)(g, in + n * image, scratch, dw, n > 0);
         // After its weight gradient: din may be the buffer `in` is (the padded input).
-        if (din) FN(input_image)(g, scratch, wt, din + n * image);
+        if (winograd_input) FN(wino_input)(g, scratch, u, din + n * image, 1);
+        else if (din) FN(input_image)(g, scratch, wt, din + n * image);
     }
+    if (winograd) FN(wino_weights)(g, sums, dw);
 }

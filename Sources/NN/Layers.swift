@@ -98,9 +98,12 @@ final class DirectConv {
         // Rows and columns the windows reach; 'valid' may leave some of the input unread.
         let reachHeight = (g.outHeight - 1) * g.stride + g.kernel, reachWidth = (g.outWidth - 1) * g.stride + g.kernel
         let pads = g.padTop > 0 || g.padLeft > 0 || reachHeight > g.inHeight || reachWidth > g.inWidth
+        // Padding as wide on every side ('same', odd kernels): the kernels may skip its gradient, which is cropped.
+        let even = reachHeight - g.inHeight == 2 * g.padTop && reachWidth - g.inWidth == 2 * g.padLeft && g.padTop == g.padLeft
         geometry = dpk_conv(in_h: Int32(pads ? reachHeight : g.inHeight), in_w: Int32(pads ? reachWidth : g.inWidth),
                             in_c: Int32(g.inChannels), kernel: Int32(g.kernel), stride: Int32(g.stride), filters: Int32(g.filters),
-                            out_h: Int32(g.outHeight), out_w: Int32(g.outWidth), linear: relu ? 0 : 1)
+                            out_h: Int32(g.outHeight), out_w: Int32(g.outWidth), linear: relu ? 0 : 1, direct: 0,
+                            border: pads && even ? Int32(g.padTop) : 0)
         kernels = Kernels.path.kernels
         fast = kernels != nil && dpk_conv_supports(kernels, &geometry, Int32(DPK_FORWARD)) != 0
         fastInput = fast && dpk_conv_supports(kernels, &geometry, Int32(DPK_BACKWARD_INPUT)) != 0

@@ -94,7 +94,7 @@ struct PrecisionTests {
         let (h, w, c, k, s, f) = shape
         let (oh, ow, batch) = ((h - k) / s + 1, (w - k) / s + 1, 2)
         var g = dpk_conv(in_h: Int32(h), in_w: Int32(w), in_c: Int32(c), kernel: Int32(k), stride: Int32(s), filters: Int32(f),
-                         out_h: Int32(oh), out_w: Int32(ow), linear: 1)
+                         out_h: Int32(oh), out_w: Int32(ow), linear: 1, direct: 0, border: 0)
         var rng = SplitMix64(seed: 5)
         func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
         func rounded(_ x: [Float]) -> [Float] {

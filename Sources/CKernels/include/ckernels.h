@@ -18,6 +18,12 @@ typedef struct {
     /// 0: the forward pass applies ReLU after the bias (the default); 1: bias only (a conv
     /// followed by batch normalisation, or Keras's linear activation).
     int linear;
+    /// 1: direct kernels only. Else stride-1 3×3 and 5×5 convs whose channels fill the vectors run
+    /// Winograd's F(4×4, 3×3) and F(2×2, 5×5) where they save products (other rounding).
+    int direct;
+    /// Rows and columns at each edge of the input that are padding, whose input gradient nobody
+    /// reads: the kernels may leave it unwritten.
+    int border;
 } dpk_conv;
 
 /// The conv passes; `supports` says whether the fast kernels take a geometry (else use im2col + GEMM).
@@ -36,12 +42,14 @@ const char *dpk_path_name(const dpk_path *path);
 void dpk_flush_denormals(void);
 
 int dpk_conv_supports(const dpk_path *path, const dpk_conv *g, int pass);
+/// Whether a pass of a geometry the kernels support runs Winograd's kernels.
+int dpk_conv_winograd(const dpk_path *path, const dpk_conv *g, int pass);
 
 /// out = max(conv(in, w) + bias, 0), or conv(in, w) + bias when g->linear.
 void dpk_conv_forward(const dpk_path *path, const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, int batch);
 /// dw = Σ over the batch of in ⋆ dout (overwritten), HWIO like w.
 void dpk_conv_backward_weights(const dpk_path *path, const dpk_conv *g, const float *in, const float *dout, float *dw, int batch);
-/// din = the input gradient (overwritten). wt: scratch of kernel·kernel·in_c·filters floats.
+/// din = the input gradient (overwritten; but for the border, which may be left as it was). wt: scratch of kernel·kernel·in_c·filters floats.
 void dpk_conv_backward_input(const dpk_path *path, const dpk_conv *g, const float *dout, const float *w, float *wt, float *din, int batch);
 
 /// grad[r, :] = 0 where out[r, :] <= 0 (ReLU backward), and db = the column sums of the result.

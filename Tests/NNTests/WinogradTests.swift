@@ -1,0 +1,78 @@
+import CKernels
+import Datasets
+import NN
+import Testing
+
+/// Winograd's kernels (F(4×4, 3×3), F(2×2, 5×5)) against the conv's definition in double, on every
+/// path this CPU runs: their error is transform rounding only (bound 3e-5 of the largest value,
+/// as `dev/cpu`'s), they really ran (`dpk_conv_winograd`), and where they skip a pass, the direct
+/// kernels get it. Geometries: a 'same' 3×3 whose input gradient skips the border, on sizes that
+/// cut tiles (7×7: two of 4 columns, the second half outside), the reference model's conv2, and a
+/// 3×3 'valid' conv whose full-conv input gradient saves too little (direct).
+struct WinogradTests {
+    /// (in_h = in_w, in_c, kernel, filters, border, passes that must run Winograd: forward, weights, input)
+    static let shapes: [(Int, Int, Int, Int, Int, [Bool])] = [
+        (9, 16, 3, 16, 1, [true, true, true]),
+        (18, 32, 3, 32, 1, [true, true, true]),
+        (12, 32, 5, 64, 0, [true, true, false]),
+        (13, 16, 3, 32, 0, [true, true, false]),
+    ]
+
+    @Test(arguments: shapes.indices)
+    func passesMatchTheDefinition(_ index: Int) throws {
+        let (h, c, k, f, border, winograd) = Self.shapes[index]
+        let (o, batch) = (h - k + 1, 3)
+        var g = dpk_conv(in_h: Int32(h), in_w: Int32(h), in_c: Int32(c), kernel: Int32(k), stride: 1, filters: Int32(f),
+                         out_h: Int32(o), out_w: Int32(o), linear: 1, direct: 0, border: Int32(border))
+        var rng = SplitMix64(seed: 7)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
+        var x = randoms(batch * h * h * c)
+        // Padding is zeros, as the layers' padded copy holds.
+        for n in 0..<batch { for y in 0..<h { for xi in 0..<h where min(y, xi) < border || max(y, xi) >= h - border {
+            for ch in 0..<c { x[((n * h + y) * h + xi) * c + ch] = 0 }
+        } } }
+        let (kernel, bias, dout) = (randoms(k * k * c * f), randoms(f), randoms(batch * o * o * f))
+
+        var refOut = [Double](repeating: 0, count: dout.count), refDw = [Double](repeating: 0, count: kernel.count)
+        var refDin = [Double](repeating: 0, count: x.count)
+        for n in 0..<batch { for y in 0..<o { for xo in 0..<o { for kh in 0..<k { for kw in 0..<k { for ch in 0..<c {
+            let i = ((n * h + y + kh) * h + xo + kw) * c + ch
+            for fo in 0..<f {
+                let (wi, oi) = (((kh * k + kw) * c + ch) * f + fo, ((n * o + y) * o + xo) * f + fo)
+                refOut[oi] += Double(x[i]) * Double(kernel[wi])
+                refDw[wi] += Double(x[i]) * Double(dout[oi])
+                refDin[i] += Double(dout[oi]) * Double(kernel[wi])
+            }
+        } } } } } }
+        for i in refOut.indices { refOut[i] += Double(bias[i % f]) }
+        // The border's input gradient is not the kernels' to write.
+        let interior = x.indices.filter { i in
+            let (y, xi) = (i / c / h % h, i / c % h)
+            return min(y, xi) >= border && max(y, xi) < h - border
+        }
+        func error(_ got: [Float], _ want: [Double], at indices: [Int]? = nil) -> Double {
+            let at = indices ?? Array(want.indices)
+            return at.map { abs(Double(got[$0]) - want[$0]) }.max()! / at.map { abs(want[$0]) }.max()!
+        }
+
+        for path in ["avx512", "avx2", "portable"] {
+            guard let kernels = dpk_path_named(path) else { continue }
+            let passes = [DPK_FORWARD, DPK_BACKWARD_WEIGHTS, DPK_BACKWARD_INPUT].map { dpk_conv_winograd(kernels, &g, Int32($0)) != 0 }
+            #expect(passes == winograd, "\(path) \(Self.shapes[index]): Winograd runs \(passes)")
+            var out = [Float](repeating: .nan, count: dout.count), dw = [Float](repeating: .nan, count: kernel.count)
+            var din = [Float](repeating: .nan, count: x.count), wt = [Float](repeating: 0, count: kernel.count)
+            dpk_conv_forward(kernels, &g, x, kernel, bias, &out, Int32(batch))
+            dpk_conv_backward_weights(kernels, &g, x, dout, &dw, Int32(batch))
+            dpk_conv_backward_input(kernels, &g, dout, kernel, &wt, &din, Int32(batch))
+            let errors = [error(out, refOut), error(dw, refDw), error(din, refDin, at: interior)]
+            for (pass, e) in zip(["forward", "weight gradient", "input gradient"], errors) {
+                #expect(e <= 3e-5, "\(path) \(Self.shapes[index]) \(pass): \(e)")
+            }
+            // Not the direct kernels' bits: what ran was Winograd's.
+            var direct = g, directOut = out
+            direct.direct = 1
+            dpk_conv_forward(kernels, &direct, x, kernel, bias, &directOut, Int32(batch))
+            #expect(directOut != out, "\(path): the forward pass has the direct kernels' bits")
+        }
+    }
+}

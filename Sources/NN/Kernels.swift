@@ -34,6 +34,11 @@ public enum Kernels {
         return KernelPath(named: forced) ?? KernelPath(named: String(cString: dpk_path_name(dpk_best_path())))!
     }()
 
+    /// Whether convs may run Winograd's kernels where they fit (the default): DPTRAIN_WINOGRAD=0
+    /// keeps them on the direct kernels, for their bits (Winograd rounds more, and breaks the exact
+    /// ties a constant background gives max pooling).
+    public static let winograd = getenv("DPTRAIN_WINOGRAD").map { String(cString: $0) } != "0"
+
     /// "avx512", "avx2", "portable" or "im2col": what the conv layers run on.
     public static var pathName: String { path.name }
 

@@ -102,7 +102,7 @@ final class DirectConv {
         let even = reachHeight - g.inHeight == 2 * g.padTop && reachWidth - g.inWidth == 2 * g.padLeft && g.padTop == g.padLeft
         geometry = dpk_conv(in_h: Int32(pads ? reachHeight : g.inHeight), in_w: Int32(pads ? reachWidth : g.inWidth),
                             in_c: Int32(g.inChannels), kernel: Int32(g.kernel), stride: Int32(g.stride), filters: Int32(g.filters),
-                            out_h: Int32(g.outHeight), out_w: Int32(g.outWidth), linear: relu ? 0 : 1, direct: 0,
+                            out_h: Int32(g.outHeight), out_w: Int32(g.outWidth), linear: relu ? 0 : 1, direct: Kernels.winograd ? 0 : 1,
                             border: pads && even ? Int32(g.padTop) : 0)
         kernels = Kernels.path.kernels
         fast = kernels != nil && dpk_conv_supports(kernels, &geometry, Int32(DPK_FORWARD)) != 0

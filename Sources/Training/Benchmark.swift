@@ -33,6 +33,8 @@ public struct RankFigures: Codable, Sendable {
 
 public struct BenchmarkReport: Codable, Sendable {
     public let kernels: String
+    /// Whether convs may run Winograd's kernels (DPTRAIN_WINOGRAD).
+    public let winograd: Bool
     /// fp32 or bf16 (`--precision`).
     public let precision: String
     public let cpu: String
@@ -143,7 +145,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     let flop = try model.trainingFLOP()
     let peak = perRank.reduce(0) { $0 + $1.peakGFLOPS }
     let gflops = imagesPerSecond * Double(flop) / 1e9
-    return BenchmarkReport(kernels: Kernels.pathName, precision: training.computePrecision.rawValue, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
+    return BenchmarkReport(kernels: Kernels.pathName, winograd: Kernels.winograd && Kernels.pathName != "im2col", precision: training.computePrecision.rawValue, cpu: cpuName(), ranks: comm.size, threadsPerRank: workerCount,
                            reduction: training.reduction.rawValue, buckets: reduction.bucketCount, batchSize: training.batchSize, steps: config.steps, imagesPerSecond: imagesPerSecond,
                            flopPerImage: flop, gflops: gflops, peakGFLOPS: peak, shareOfPeak: gflops / peak,
                            cpuSecondsPerStep: cpuPerStep,
@@ -179,7 +181,7 @@ extension BenchmarkReport {
         func ms(_ s: Double) -> String { String(format: "%8.3f", s * 1000) }
         func share(_ s: Double) -> String { String(format: "%5.1f%%", 100 * s / times.step) }
         var lines = [
-            "kernels: \(kernels)   precision: \(precision)   cpu: \(cpu)",
+            "kernels: \(kernels)\(winograd ? " + Winograd" : "")   precision: \(precision)   cpu: \(cpu)",
             "ranks \(ranks) x threads \(threadsPerRank), global batch \(batchSize), \(reduction) reduction in \(buckets == 1 ? "one sum after the backward pass" : "\(buckets) buckets during the backward pass"), \(steps) steps after warm-up",
             String(format: "images/s %.0f   GFLOP/s %.1f (%d FLOP per image)   ", imagesPerSecond, gflops, flopPerImage)
                 + (precision == "bf16" ? "BF16 dot-loop" : "FMA-loop")

@@ -28,8 +28,11 @@ struct DPTrain: ParsableCommand {
         }
     }
 
-    /// A bad DPTRAIN_KERNELS is refused, not silently replaced by the fastest path.
+    /// A bad DPTRAIN_KERNELS or DPTRAIN_WINOGRAD is refused, not silently replaced by the default.
     static func checkEnvironment() throws {
+        if let winograd = ProcessInfo.processInfo.environment["DPTRAIN_WINOGRAD"], !["0", "1"].contains(winograd) {
+            throw ValidationError("DPTRAIN_WINOGRAD: '\(winograd)' is not 0 (direct conv kernels only) or 1 (Winograd's where they fit, the default)")
+        }
         guard let forced = ProcessInfo.processInfo.environment["DPTRAIN_KERNELS"], !forced.isEmpty else { return }
         let here = KernelPath.available.map(\.name)
         guard here.contains(forced) else {

@@ -141,6 +141,8 @@ struct FaultTests {
         let kernels = try run([Repo.dptrain, "summary"], environment: ["DPTRAIN_KERNELS": "bogus"])
         #expect(kernels.status == 1 && kernels.stderrLines.count == 1, "\(kernels)")
         #expect(kernels.stderr.hasPrefix("dptrain: error: DPTRAIN_KERNELS: 'bogus' is not a kernel path this CPU runs; valid: ") && kernels.stderr.contains("im2col"), "\(kernels)")
+        let winograd = try run([Repo.dptrain, "summary"], environment: ["DPTRAIN_WINOGRAD": "no"])
+        #expect(winograd.status == 1 && winograd.stderr == "dptrain: error: DPTRAIN_WINOGRAD: 'no' is not 0 (direct conv kernels only) or 1 (Winograd's where they fit, the default)\n", "\(winograd)")
 
         let file = Repo.scratch("file-run-dir") + "/notes.txt"
         try "mine".write(toFile: file, atomically: true, encoding: .utf8)

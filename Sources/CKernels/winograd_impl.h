@@ -52,38 +52,31 @@ typedef struct { int m, r; const float *g, *at; } FN(wino_kind);
                                       else { const FN(wino_kind) k = WINO_KIND(5); call; } } while (0)
 #define INLINE static inline __attribute__((always_inline))
 
+// Σ_j c[j·cs] · x[j·xs] over n coefficients of a constant table: the loop unrolls, so zeros and ±1s
+// cost nothing. Zeros are skipped (x·0 is not 0 for inf and NaN, so the compiler would keep them).
+INLINE vf FN(combine)(const float *c, int cs, int n, const vf *x, int xs)
+{
+    vf acc = (vf){0};
+    int first = 1;
+    UNROLL for (int j = 0; j < n; j++) {
+        const float k = c[j * cs];
+        if (k == 0) continue;
+        vf term = k == 1 ? x[j * xs] : k == -1 ? -x[j * xs] : x[j * xs] * FN(splat)(k);
+        acc = first ? term : acc + term;
+        first = 0;
+    }
+    return acc;
+}
+
 // out = L x Lᵀ for an lr×lc matrix L (element (i, j) at L[i·ls + j·js]) and an lc×lc x, each
-// element a vector of channels. The loops unroll and L is a constant table, so its zeros and ±1s
-// cost nothing: they are skipped (x·0 is not 0 for inf and NaN, so the compiler would keep them).
+// element a vector of channels.
 INLINE void FN(sandwich)(const float *L, int lr, int lc, int ls, int js, const vf *x, vf *out)
 {
     vf t[WA * WA];  // L x: lr × lc
     UNROLL for (int i = 0; i < lr; i++)
-        UNROLL for (int col = 0; col < lc; col++) {
-            vf acc = (vf){0};
-            int first = 1;
-            UNROLL for (int j = 0; j < lc; j++) {
-                const float c = L[i * ls + j * js];
-                if (c == 0) continue;
-                vf term = c == 1 ? x[j * lc + col] : c == -1 ? -x[j * lc + col] : x[j * lc + col] * FN(splat)(c);
-                acc = first ? term : acc + term;
-                first = 0;
-            }
-            t[i * lc + col] = acc;
-        }
+        UNROLL for (int col = 0; col < lc; col++) t[i * lc + col] = FN(combine)(L + i * ls, js, lc, x + col, lc);
     UNROLL for (int i = 0; i < lr; i++)
-        UNROLL for (int o = 0; o < lr; o++) {
-            vf acc = (vf){0};
-            int first = 1;
-            UNROLL for (int j = 0; j < lc; j++) {
-                const float c = L[o * ls + j * js];
-                if (c == 0) continue;
-                vf term = c == 1 ? t[i * lc + j] : c == -1 ? -t[i * lc + j] : t[i * lc + j] * FN(splat)(c);
-                acc = first ? term : acc + term;
-                first = 0;
-            }
-            out[i * lr + o] = acc;
-        }
+        UNROLL for (int o = 0; o < lr; o++) out[i * lr + o] = FN(combine)(L + o * ls, js, lc, t + i * lc, 1);
 }
 
 // A buffer of at least `floats` this thread keeps (slot: which of its buffers); NULL if none could be had.

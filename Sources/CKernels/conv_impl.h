@@ -185,10 +185,11 @@ static void FN(pixel_tiles)(int pixels, int width, FN(pixels) at_pixel, int vect
         for (int r0 = 0; r0 < pixels; r0 += rm) {
             int r = pixels - r0 < rm ? pixels - r0 : rm;
             long ao[RMAX1], co[RMAX1];
-            for (int i = 0; i < r; i++) {
-                int y = (r0 + i) / width, x = (r0 + i) % width;
+            // Stepped, not divided: a dozen divisions cost as much as a first layer's 9-step tile.
+            for (int i = 0, y = r0 / width, x = r0 % width; i < r; i++) {
                 ao[i] = y * at_pixel.a_row + x * at_pixel.a_column;
                 co[i] = y * at_pixel.c_row + x * at_pixel.c_column;
+                if (++x == width) x = 0, y++;
             }
             FN(tile_any)(r, nv, T, K, a, at, 0, ao, ak, b, bt, ldb, mode,
                          c + v0 * VL, 0, co, bias ? bias + v0 * VL : 0);
@@ -223,6 +224,78 @@ static FN(bmat) FN(forward_weights)(const dpk_conv *g, const float *w)
     return (FN(bmat)){buffer, kc * F, F, 0, rows};
 }
 
+// A first layer's forward tile: R pixels of one output row, kernel rows of KWC = kernel·C floats
+// (C channels), every address a constant offset from the row's start or the weights' (`w`, rows
+// of NV·VL floats: the block's packed or only columns). Each output gets only 9 to 27 products, so
+// a general tile's setup and runtime strides would cost as much as its FMAs.
+static inline __attribute__((always_inline)) void FN(small_tile)(const int R, const int NV, const int KWC, const int C,
+    int kernel, const float *a, long row, const float *w, const float *bias, int relu, float *c, long ldc)
+{
+    vf acc[RMAX1][NVMAX];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+    for (int t = 0; t < kernel; t++, a += row, w += KWC * NV * VL)
+        _Pragma("clang loop unroll(disable)") for (int k = 0; k < KWC; k++) {
+            vf wv[NVMAX];
+            UNROLL for (int v = 0; v < NV; v++) wv[v] = FN(load)(w + k * NV * VL + v * VL);
+            UNROLL for (int r = 0; r < R; r++) {
+                vf x = FN(splat)(a[r * C + k]);
+                UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * wv[v];
+            }
+        }
+    UNROLL for (int v = 0; v < NV; v++) {
+        vf bv = FN(load)(bias + v * VL);
+        UNROLL for (int r = 0; r < R; r++) {
+            vf y = acc[r][v] + bv;
+            FN(store)(c + r * ldc + v * VL, relu ? __builtin_elementwise_max(y, (vf){0}) : y);
+        }
+    }
+}
+
+// One output row of a first layer (C channels, KWC = kernel·C) in tiles of RMAX(NV) pixels, then
+// of half that; the last few pixels take the general tile.
+static inline __attribute__((always_inline)) void FN(small_row)(const int NV, const int KWC, const int C, const dpk_conv *g,
+    const float *a, long row, const float *w, const float *bias, float *c)
+{
+    const int relu = !g->linear, full = NV == 1 ? RMAX1 : NV == 2 ? RMAX2 : NV == 3 ? RMAX3 : RMAX4, half = full / 2;
+    int x = 0;
+    for (; x + full <= g->out_w; x += full) FN(small_tile)(full, NV, KWC, C, g->kernel, a + x * C, row, w, bias, relu, c + x * g->filters, g->filters);
+    for (; x + half <= g->out_w; x += half) FN(small_tile)(half, NV, KWC, C, g->kernel, a + x * C, row, w, bias, relu, c + x * g->filters, g->filters);
+    if (x < g->out_w)
+        FN(tile_any)(g->out_w - x, NV, g->kernel, KWC, a + x * C, row, C, 0, 1, w, KWC * NV * VL, NV * VL,
+                     relu ? MODE_BIAS_RELU : MODE_BIAS, c + x * g->filters, g->filters, 0, bias);
+}
+
+#define SMALL_ROWS(nv, kwc, ch) for (int oh = 0; oh < g->out_h; oh++) \
+    FN(small_row)(nv, kwc, ch, g, image + oh * row, row, b, bias + v0 * VL, o + (long)oh * g->out_w * F + v0 * VL); break;
+#define SMALL_SHAPES(nv) switch (g->kernel * 16 + g->in_c) { \
+    case 3 * 16 + 1: SMALL_ROWS(nv, 3, 1) case 5 * 16 + 1: SMALL_ROWS(nv, 5, 1) case 3 * 16 + 3: SMALL_ROWS(nv, 9, 3) } break;
+
+// Whether small_image takes the geometry: stride 1, one or three channels, 3x3 or 5x5.
+static int FN(small_fits)(const dpk_conv *g)
+{
+    return g->stride == 1 && ((g->in_c == 1 && (g->kernel == 3 || g->kernel == 5)) || (g->in_c == 3 && g->kernel == 3));
+}
+
+static void FN(small_image)(const dpk_conv *g, const float *image, FN(bmat) w, const float *bias, float *o)
+{
+    const long row = (long)g->in_w * g->in_c, F = g->filters;
+    for (int v0 = 0; v0 < F / VL; v0 += NVMAX) {
+        int nv = F / VL - v0 < NVMAX ? F / VL - v0 : NVMAX;
+        long bt, ldb;
+        const float *b = FN(block)(w, v0, nv, &bt, &ldb);
+        switch (nv) {
+        case 1: SMALL_SHAPES(1)
+        case 2: SMALL_SHAPES(2)
+#if NVMAX > 2
+        case 3: SMALL_SHAPES(3)
+        case 4: SMALL_SHAPES(4)
+#endif
+        }
+    }
+}
+#undef SMALL_SHAPES
+#undef SMALL_ROWS
+
 static void FN(forward_images)(const dpk_conv *g, const float *in, FN(bmat) w, const float *bias, float *out, int batch)
 {
     const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
@@ -230,7 +303,9 @@ static void FN(forward_images)(const dpk_conv *g, const float *in, FN(bmat) w, c
     for (int n = 0; n < batch; n++) {
         const float *image = in + n * g->in_h * row;
         float *o = out + (long)n * g->out_h * g->out_w * F;
-        if (FN(spans_rows)(g, F / VL))
+        if (FN(small_fits)(g))
+            FN(small_image)(g, image, w, bias, o);
+        else if (FN(spans_rows)(g, F / VL))
             FN(pixel_tiles)(g->out_h * g->out_w, g->out_w, (FN(pixels)){g->stride * row, (long)g->stride * g->in_c, g->out_w * F, F},
                             F / VL, g->kernel, kc, image, row, 1, w, mode, o, bias);
         else
@@ -250,6 +325,21 @@ void FN(dpk_conv_forward)(const dpk_conv *g, const float *in, const float *w, co
 static void FN(weights_image)(const dpk_conv *g, const float *image, const float *d, float *dw, int accumulate)
 {
     const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
+    const int nv = F / VL < NVMAX ? F / VL : NVMAX, rows = g->kernel * kc;
+    // A first layer's kernel row is a few floats (3 of a 3x3 on one channel): tiles whose rows run
+    // over every kernel row fill the registers, where one kernel row's tile would hold 3 rows.
+    if (rows <= 4 * RMAX1 && FN(row_block)(rows, nv) > FN(row_block)(kc, nv)) {
+        long ao[4 * RMAX1], co[4 * RMAX1];
+        for (int i = 0; i < rows; i++) ao[i] = i / kc * row + i % kc, co[i] = i * F;
+        for (int v0 = 0; v0 < F / VL; v0 += NVMAX) {
+            int n = F / VL - v0 < NVMAX ? F / VL - v0 : NVMAX, rm = FN(row_block)(rows, n);
+            for (int r0 = 0; r0 < rows; r0 += rm)
+                FN(tile_any)(rows - r0 < rm ? rows - r0 : rm, n, g->out_h, g->out_w, image, g->stride * row, 0, ao + r0,
+                             (long)g->stride * g->in_c, d + v0 * VL, g->out_w * F, F, accumulate ? MODE_ADD : MODE_STORE,
+                             dw + v0 * VL, 0, co + r0, 0);
+        }
+        return;
+    }
     for (int kh = 0; kh < g->kernel; kh++)
         FN(tiles)(kc, F / VL, g->out_h, g->out_w,
                   image + kh * row, g->stride * row, 1, (long)g->stride * g->in_c,

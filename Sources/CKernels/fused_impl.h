@@ -28,25 +28,26 @@ void FN(dpk_unpool_relu)(const float *dpooled, const float *pooled, const int *a
     memset(dconv + oh * p * w * c, 0, sizeof(float) * (h - oh * p) * w * c);
     for (int y = 0; y < oh * p && ow * p < w; y++)
         memset(dconv + (y * w + ow * p) * c, 0, sizeof(float) * (w - ow * p) * c);
-    for (int y = 0; y < oh; y++)
-        for (int x = 0; x < ow; x++) {
-            const int first = ((y * p) * w + x * p) * c;
-            for (int ch = 0; ch < c; ch += VL) {
-                vf g = FN(load)(dpooled + ch);
-                g = (vf)((vi)g & (FN(load)(pooled + ch) > 0));
-                FN(store)(db + ch, FN(load)(db + ch) + g);
+    // Channels outside, so db's sums stay in a register (in memory, each add waits for the last).
+    for (int ch = 0; ch < c; ch += VL) {
+        vf sum = FN(load)(db + ch);
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                const long q = ((long)y * ow + x) * c + ch;
+                const int first = ((y * p) * w + x * p) * c + ch;
+                vf g = FN(load)(dpooled + q);
+                g = (vf)((vi)g & (FN(load)(pooled + q) > 0));
+                sum += g;
                 vi index;
-                memcpy(&index, argmax + ch, sizeof index);
+                memcpy(&index, argmax + q, sizeof index);
                 for (int dy = 0; dy < p; dy++)
                     for (int dx = 0; dx < p; dx++) {
-                        const int at = first + (dy * w + dx) * c + ch;
+                        const int at = first + (dy * w + dx) * c;
                         FN(store)(dconv + at, (vf)((vi)g & (index == lanes + at)));
                     }
             }
-            dpooled += c;
-            pooled += c;
-            argmax += c;
-        }
+        FN(store)(db + ch, sum);
+    }
 }
 
 void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,

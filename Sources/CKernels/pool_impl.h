@@ -11,6 +11,26 @@ void FN(dpk_max_pool)(const float *in, float *out, int *argmax, int batch, int h
             for (int x = 0; x < ow; x++) {
                 const int first = ((n * h + y * p) * w + x * p) * c;
                 int ch = 0;
+                // 2x2: the largest by a tree of max, then the first that equals it (the first
+                // maximum, the same bits as the loop below for any input without NaNs).
+                if (p == 2)
+                    for (; ch < vectors; ch += VL) {
+                        const float *q = in + first + ch;
+                        const long right = c, down = (long)w * c;
+                        vf a = FN(load)(q), b = FN(load)(q + right), e = FN(load)(q + down), d = FN(load)(q + down + right);
+                        vf m = __builtin_elementwise_max(__builtin_elementwise_max(a, b), __builtin_elementwise_max(e, d));
+                        vi is_a = a == m, is_b = b == m, is_e = e == m;
+                        vf best = (vf)(((vi)e & is_e) | ((vi)d & ~is_e));
+                        const vi to_right = (vi){0} + (int)right, to_down = (vi){0} + (int)down;
+                        vi offset = to_down + (to_right & ~is_e);
+                        best = (vf)(((vi)b & is_b) | ((vi)best & ~is_b));
+                        offset = (to_right & is_b) | (offset & ~is_b);
+                        best = (vf)(((vi)a & is_a) | ((vi)best & ~is_a));
+                        offset &= ~is_a;
+                        FN(store)(out + ch, best);
+                        vi index = lanes + (first + ch) + offset;
+                        memcpy(argmax + ch, &index, sizeof index);
+                    }
                 for (; ch < vectors; ch += VL) {
                     vf best = FN(load)(in + first + ch);
                     vi index = lanes + (first + ch);

@@ -12,8 +12,8 @@ final class RandomFlipLayer: Layer {
     init(name: String, shape: [Int], layerIndex: Int, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
         (self.name, self.layerIndex, self.input, self.gradInput) = (name, layerIndex, input, gradInput)
         (h, w, c) = (shape[0], shape[1], shape[2])
-        output = .allocate(capacity: maxBatch * h * w * c)
-        flipped = .allocate(capacity: maxBatch)
+        output = .tensor(capacity: maxBatch * h * w * c)
+        flipped = .tensor(capacity: maxBatch)
     }
 
     deinit {
@@ -66,7 +66,7 @@ public final class RandomTranslationLayer: Layer {
          gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
         (self.name, self.settings, self.layerIndex, self.input, self.gradInput) = (name, settings, layerIndex, input, gradInput)
         (h, w, c) = (shape[0], shape[1], shape[2])
-        output = .allocate(capacity: maxBatch * h * w * c)
+        output = .tensor(capacity: maxBatch * h * w * c)
         shifts = Array(repeating: nil, count: maxBatch)
     }
 

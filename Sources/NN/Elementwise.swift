@@ -16,7 +16,7 @@ final class ActivationLayer: Layer {
     init(name: String, function: ModelGraph.Activation, count: Int, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
         precondition(function != .softmax, "softmax is the loss's")
         (self.name, self.function, self.count, self.input, self.gradInput) = (name, function, count, input, gradInput)
-        output = .allocate(capacity: maxBatch * count)
+        output = .tensor(capacity: maxBatch * count)
     }
 
     deinit { output.deallocate() }
@@ -67,7 +67,7 @@ final class RescalingLayer: Layer {
 
     init(name: String, scale: Double, offset: Double, count: Int, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
         (self.name, self.scale, self.offset, self.count, self.input, self.gradInput) = (name, Float(scale), Float(offset), count, input, gradInput)
-        output = .allocate(capacity: maxBatch * count)
+        output = .tensor(capacity: maxBatch * count)
     }
 
     deinit { output.deallocate() }
@@ -93,7 +93,7 @@ final class FlattenLayer: Layer {
 
     init(name: String, count: Int, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
         (self.name, self.count, self.input, self.gradInput) = (name, count, input, gradInput)
-        output = .allocate(capacity: maxBatch * count)
+        output = .tensor(capacity: maxBatch * count)
     }
 
     deinit { output.deallocate() }
@@ -116,7 +116,7 @@ final class AddLayer: Layer {
 
     init(name: String, count: Int, inputs: [UnsafePointer<Float>], gradInputs: [UnsafeMutablePointer<Float>?], maxBatch: Int) {
         (self.name, self.count, self.inputs, self.gradInputs) = (name, count, inputs, gradInputs)
-        output = .allocate(capacity: maxBatch * count)
+        output = .tensor(capacity: maxBatch * count)
     }
 
     deinit { output.deallocate() }
@@ -149,8 +149,8 @@ final class DropoutLayer: Layer {
 
     init(name: String, rate: Double, count: Int, layerIndex: Int, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
         (self.name, self.rate, self.count, self.layerIndex, self.input, self.gradInput) = (name, Float(rate), count, layerIndex, input, gradInput)
-        output = .allocate(capacity: maxBatch * count)
-        kept = .allocate(capacity: maxBatch * count)
+        output = .tensor(capacity: maxBatch * count)
+        kept = .tensor(capacity: maxBatch * count)
     }
 
     deinit {

@@ -62,7 +62,7 @@ struct Weights {
         if let bias {
             (self.bias, self.biasGrad, owned) = (bias.0, bias.1, nil)
         } else {
-            let zeros = UnsafeMutablePointer<Float>.allocate(capacity: 2 * units)
+            let zeros = UnsafeMutablePointer<Float>.tensor(capacity: 2 * units)
             zeros.initialize(repeating: 0, count: 2 * units)
             (self.bias, self.biasGrad, owned) = (zeros, zeros + units, zeros)
         }
@@ -107,8 +107,8 @@ final class DirectConv {
         kernels = Kernels.path.kernels
         fast = kernels != nil && dpk_conv_supports(kernels, &geometry, Int32(DPK_FORWARD)) != 0
         fastInput = fast && dpk_conv_supports(kernels, &geometry, Int32(DPK_BACKWARD_INPUT)) != 0
-        padded = fast && pads ? .allocate(capacity: maxBatch * reachHeight * reachWidth * g.inChannels) : nil
-        transposed = .allocate(capacity: fastInput ? g.patchSize * g.filters : 0)
+        padded = fast && pads ? .tensor(capacity: maxBatch * reachHeight * reachWidth * g.inChannels) : nil
+        transposed = .tensor(capacity: fastInput ? g.patchSize * g.filters : 0)
         let bf16 = fast && precision == .bf16 && g.filters % 16 == 0
         work = bf16 ? .allocate(byteCount: dpk_bf16_workspace(&geometry, Int32(maxBatch)), alignment: 64) : nil
         bf16Input = bf16 && fastInput && g.kernel * g.inChannels % 16 == 0
@@ -175,9 +175,9 @@ final class ConvPoolLayer: Layer {
         let g = direct.g
         (self.direct, self.pool, self.name, self.input, self.gradInput, self.weights) = (direct, pool, name, input, gradInput, weights)
         let count = maxBatch * (g.outHeight / pool) * (g.outWidth / pool) * g.filters
-        output = .allocate(capacity: count)
-        argmax = .allocate(capacity: count)
-        scratch = .allocate(capacity: g.outHeight * g.outWidth * g.filters)
+        output = .tensor(capacity: count)
+        argmax = .tensor(capacity: count)
+        scratch = .tensor(capacity: g.outHeight * g.outWidth * g.filters)
     }
 
     deinit {
@@ -231,8 +231,8 @@ final class Conv2DLayer: Layer {
     init(_ direct: DirectConv, name: String, input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, weights: Weights, maxBatch: Int) {
         let g = direct.g
         (self.direct, self.name, self.input, self.gradInput, self.weights) = (direct, name, input, gradInput, weights)
-        output = .allocate(capacity: maxBatch * g.outHeight * g.outWidth * g.filters)
-        cols = direct.fastInput ? nil : .allocate(capacity: maxBatch * g.outHeight * g.outWidth * g.patchSize)
+        output = .tensor(capacity: maxBatch * g.outHeight * g.outWidth * g.filters)
+        cols = direct.fastInput ? nil : .tensor(capacity: maxBatch * g.outHeight * g.outWidth * g.patchSize)
     }
 
     deinit {
@@ -314,8 +314,8 @@ final class MaxPoolLayer: Layer {
         (self.height, self.width, self.channels, self.pool, self.name) = (height, width, channels, pool, name)
         (self.input, self.gradInput) = (input, gradInput)
         let count = maxBatch * (height / pool) * (width / pool) * channels
-        output = .allocate(capacity: count)
-        argmax = .allocate(capacity: count)
+        output = .tensor(capacity: count)
+        argmax = .tensor(capacity: count)
     }
 
     deinit {
@@ -355,8 +355,8 @@ final class DenseLayer: Layer {
         (self.inputs, self.units, self.relu, self.name) = (inputs, units, relu, name)
         (self.input, self.gradInput, self.weights) = (input, gradInput, weights)
         weightPartStarts = ParameterTensor.pieceStarts(shape: [inputs, units])
-        output = .allocate(capacity: maxBatch * units)
-        rounded = precision == .bf16 ? (.allocate(capacity: maxBatch * inputs), .allocate(capacity: inputs * units), .allocate(capacity: maxBatch * units)) : nil
+        output = .tensor(capacity: maxBatch * units)
+        rounded = precision == .bf16 ? (.tensor(capacity: maxBatch * inputs), .tensor(capacity: inputs * units), .tensor(capacity: maxBatch * units)) : nil
     }
 
     deinit {

@@ -151,7 +151,7 @@ public final class Network {
         if let primary {
             parameters = primary.parameters
         } else {
-            parameters = .allocate(capacity: offset)
+            parameters = .tensor(capacity: offset)
             parameters.initialize(repeating: 0)
         }
         ownsGradients = gradients == nil
@@ -159,11 +159,11 @@ public final class Network {
             precondition(gradients.count == offset, "the gradient buffer holds \(gradients.count) floats, the network has \(offset) parameters")
             self.gradients = gradients
         } else {
-            self.gradients = .allocate(capacity: offset)
+            self.gradients = .tensor(capacity: offset)
             self.gradients.initialize(repeating: 0)
         }
-        probabilities = .allocate(capacity: self.maxBatch * classes)
-        input = .allocate(capacity: self.maxBatch * inputCount)
+        probabilities = .tensor(capacity: self.maxBatch * classes)
+        input = .tensor(capacity: self.maxBatch * inputCount)
 
         var builder = Builder(nodes: nodes, tensors: tensors, parameters: parameters.baseAddress!, gradients: self.gradients.baseAddress!,
                               input: input, maxBatch: self.maxBatch, precision: self.precision)
@@ -391,7 +391,7 @@ private struct Builder {
     }
 
     private mutating func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        let p = UnsafeMutablePointer<Float>.tensor(capacity: max(count, 1))
         p.initialize(repeating: 0, count: max(count, 1))
         allocated.append(p)
         return p
@@ -452,7 +452,7 @@ private struct Builder {
                 var poolGradient: UnsafeMutablePointer<Float>?
                 let made = convLayers(g, relu: relu, pool: pool, name: name, input: inputPointer, gradInput: gradInput,
                                       weights: weights(node, units: c.filters), maxBatch: maxBatch, precision: precision) { count in
-                    let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
+                    let p = UnsafeMutablePointer<Float>.tensor(capacity: count)
                     p.initialize(repeating: 0, count: count)
                     poolGradient = p
                     return p

@@ -36,13 +36,13 @@ final class BatchNormLayer: Layer {
         (self.name, self.input, self.gradInput, self.epsilon, self.relu) = (name, input, gradInput, Float(epsilon), relu)
         channels = shape.last!
         pixels = shape.dropLast().reduce(1, *)
-        output = .allocate(capacity: maxBatch * channels * pixels)
+        output = .tensor(capacity: maxBatch * channels * pixels)
         // mean, inverse, and ones, zeros and two scratch gradients for a missing gamma or beta; scale and shift.
-        owned = .allocate(capacity: 8 * channels)
+        owned = .tensor(capacity: 8 * channels)
         owned.initialize(repeating: 0, count: 8 * channels)
         (mean, inverse) = (owned, owned + channels)
         (scale, shift) = (owned + 6 * channels, owned + 7 * channels)
-        sums = .allocate(capacity: 2 * channels)
+        sums = .tensor(capacity: 2 * channels)
         squares = sums + channels
         let ones = owned + 2 * channels
         ones.update(repeating: 1, count: channels)

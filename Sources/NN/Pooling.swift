@@ -22,8 +22,8 @@ final class WindowPoolLayer: Layer {
         oh = ModelGraph.output(h, window: window.0, stride: strides.0, padding: p.padding)
         ow = ModelGraph.output(w, window: window.1, stride: strides.1, padding: p.padding)
         pad = p.padding == .same ? (max((oh - 1) * strides.0 + window.0 - h, 0) / 2, max((ow - 1) * strides.1 + window.1 - w, 0) / 2) : (0, 0)
-        output = .allocate(capacity: maxBatch * oh * ow * c)
-        argmax = .allocate(capacity: average ? 0 : maxBatch * oh * ow * c)
+        output = .tensor(capacity: maxBatch * oh * ow * c)
+        argmax = .tensor(capacity: average ? 0 : maxBatch * oh * ow * c)
     }
 
     deinit {
@@ -104,8 +104,8 @@ final class GlobalPoolLayer: Layer {
     init(name: String, average: Bool, inputShape: [Int], input: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, maxBatch: Int) {
         (self.name, self.average, self.input, self.gradInput) = (name, average, input, gradInput)
         (pixels, c) = (inputShape[0] * inputShape[1], inputShape[2])
-        output = .allocate(capacity: maxBatch * c)
-        argmax = .allocate(capacity: average ? 0 : maxBatch * c)
+        output = .tensor(capacity: maxBatch * c)
+        argmax = .tensor(capacity: average ? 0 : maxBatch * c)
     }
 
     deinit {

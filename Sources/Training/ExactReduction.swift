@@ -91,16 +91,16 @@ final class ExactReduction: GradientReduction {
         }
         (self.valueAt, self.countsAt, self.flagsAt, bucketRanges) = (valueAt, countsAt, flagsAt, ranges)
         slotsAt = at - Slot.allCases.count
-        payload = .allocate(capacity: at)
+        payload = .tensor(capacity: at)
         payload.initialize(repeating: 0)
         accumulators = [payload] + (1..<workers.count).map { _ in
             let buffer = UnsafeMutableBufferPointer<Int32>.allocate(capacity: at)
             buffer.initialize(repeating: 0)
             return buffer
         }
-        workerLoss = .allocate(capacity: workers.count)
-        workerGather = .allocate(capacity: workers.count)
-        workerForward = .allocate(capacity: workers.count)
+        workerLoss = .tensor(capacity: workers.count)
+        workerGather = .tensor(capacity: workers.count)
+        workerForward = .tensor(capacity: workers.count)
         groups = try workers.replicas.map { replica in
             try [replica] + (1..<max(groupSize, 1)).map { _ in
                 let network = try Network(replica.graph, maxBatch: shardSize, sharingWeightsWith: replica)
@@ -108,10 +108,10 @@ final class ExactReduction: GradientReduction {
                 return network
             }
         }
-        groupLabels = groups.map { $0.dropFirst().map { .allocate(capacity: $0.maxBatch) } }
-        groupTotals = .allocate(capacity: workers.count * max(groupSize, 1))
+        groupLabels = groups.map { $0.dropFirst().map { .tensor(capacity: $0.maxBatch) } }
+        groupTotals = .tensor(capacity: workers.count * max(groupSize, 1))
         groupTotals.initialize(repeating: Totals(), count: workers.count * max(groupSize, 1))
-        gradients = .allocate(capacity: workers.primary.parameterCount)
+        gradients = .tensor(capacity: workers.primary.parameterCount)
         gradients.initialize(repeating: 0)
         state = pieces.map { _ in Self.scale(maxExponent: 0, shards: 1) }
         pipeline = BucketPipeline(plan: plan, workers: workers.count, comm: comm)

@@ -64,7 +64,7 @@ final class FloatReduction: GradientReduction {
 
     init(parameterCount: Int, comm: Communicator) {
         self.comm = comm
-        buffer = .allocate(capacity: Slot.allCases.count + parameterCount)
+        buffer = .tensor(capacity: Slot.allCases.count + parameterCount)
         buffer.initialize(repeating: 0)
         gradients = UnsafeMutableBufferPointer(rebasing: buffer[Slot.allCases.count...])
     }
@@ -83,9 +83,9 @@ final class FloatReduction: GradientReduction {
         (self.workers, self.plan) = (workers, plan)
         pipeline = BucketPipeline(plan: plan, workers: workers.count, comm: comm)
         pipeline.prepare = { [unowned self] in try self.start(bucket: $0) }
-        workerTotals = .allocate(capacity: workers.count)
+        workerTotals = .tensor(capacity: workers.count)
         workerTotals.initialize(repeating: Totals(), count: workers.count)
-        workerGather = .allocate(capacity: workers.count)
+        workerGather = .tensor(capacity: workers.count)
         for (w, network) in workers.replicas.enumerated() {
             network.gradientsFinal = { [unowned self] offset in self.pipeline.publish(worker: w, finalFrom: offset) }
         }

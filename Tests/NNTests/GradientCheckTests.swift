@@ -84,7 +84,10 @@ struct GradientCheckTests {
             direction = direction.map { $0 / norm }
             let analytic = (0..<count).reduce(0.0) { $0 + Double(gradients[first + $1] * direction[$1]) }
             let gradientNorm = (0..<count).reduce(0.0) { $0 + Double(gradients[first + $1] * gradients[first + $1]) }.squareRoot()
-            let epsilon: Float = 1e-3  // small enough to cross few ReLU or max-pool switches
+            // Small enough to cross few ReLU or max-pool switches. The smooth activations' model has
+            // none to cross, and batch normalisation nearly cancels its d3 bias gradient (0.017
+            // against 0.4 for its kernel): a larger step keeps the float loss's rounding below the bound.
+            let epsilon: Float = name == "activations-dropout" ? 1e-2 : 1e-3
             let saved = Array(network.parameters[piece.range])
             for i in 0..<count { network.parameters[first + i] = saved[i] + epsilon * direction[i] }
             let plus = loss()

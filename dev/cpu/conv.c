@@ -83,7 +83,7 @@ int main(void) {
         long nin = (long)batch * g->in_h * g->in_w * g->in_c, nout = (long)batch * g->out_h * g->out_w * g->filters;
         long nw = (long)g->kernel * g->kernel * g->in_c * g->filters, ncols = (long)batch * g->out_h * g->out_w * g->kernel * g->kernel * g->in_c;
         float *in = randoms(nin), *w = randoms(nw), *b = randoms(g->filters), *d = randoms(nout);
-        float *out = malloc(4 * nout), *ref = malloc(4 * (nin > nw ? (nin > nout ? nin : nout) : nw)), *dw = malloc(4 * nw), *din = malloc(4 * nin), *wt = malloc(4 * nw), *cols = malloc(4 * ncols);
+        float *out = tensor(4 * nout), *ref = tensor(4 * (nin > nw ? (nin > nout ? nin : nout) : nw)), *dw = tensor(4 * nw), *din = tensor(4 * nin), *wt = tensor(4 * nw), *cols = tensor(4 * ncols);
         double flops = 2.0 * batch * g->out_h * g->out_w * g->filters * g->kernel * g->kernel * g->in_c;
         printf("\n%s, %.2f MFLOP per pass:\n", layers[l].name, flops / 1e6);
         for (int pass = 0; pass < 3; pass++) {
@@ -133,9 +133,9 @@ int main(void) {
         if (!g->linear) {
             int pool = 2, ph = g->out_h / pool, pw = g->out_w / pool;
             long npool = (long)batch * ph * pw * g->filters;
-            float *pooled = malloc(4 * npool), *refpool = malloc(4 * npool), *dp = randoms(npool), *scratch = malloc(4 * nout / batch);
-            float *dconv = calloc(nout, 4), *db = malloc(4 * g->filters), *refdw = malloc(4 * nw), *refdin = malloc(4 * nin);
-            int *argmax = malloc(sizeof(int) * npool);
+            float *pooled = tensor(4 * npool), *refpool = tensor(4 * npool), *dp = randoms(npool), *scratch = tensor(4 * nout / batch);
+            float *dconv = memset(tensor(4 * nout), 0, 4 * nout), *db = tensor(4 * g->filters), *refdw = tensor(4 * nw), *refdin = tensor(4 * nin);
+            int *argmax = tensor(sizeof(int) * npool);
             ref_forward(g, in, w, b, ref, batch);
             // Reference pooling, and the conv output's gradient it routes back (ReLU'd winners only).
             for (int n = 0; n < batch; n++) for (int y = 0; y < ph; y++) for (int x = 0; x < pw; x++) for (int f = 0; f < g->filters; f++) {

@@ -6,7 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-static float *randoms(long n) { float *p = malloc(sizeof(float) * n); for (long i = 0; i < n; i++) p[i] = (float)(rand() / (double)RAND_MAX * 2 - 1); return p; }
+// 64-byte aligned, as the trainer's tensors (Sources/NN/Buffers.swift): malloc's 16 would split vectors across cache lines.
+static void *tensor(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+static float *randoms(long n) { float *p = tensor(sizeof(float) * n); for (long i = 0; i < n; i++) p[i] = (float)(rand() / (double)RAND_MAX * 2 - 1); return p; }
 #define IN(g, n, y, x, c) (((long)(n) * (g)->in_h + (y)) * (g)->in_w + (x)) * (g)->in_c + (c)
 #define OUT(g, n, y, x, f) (((long)(n) * (g)->out_h + (y)) * (g)->out_w + (x)) * (g)->filters + (f)
 #define W(g, kh, kw, c, f) (((long)(kh) * (g)->kernel + (kw)) * (g)->in_c + (c)) * (g)->filters + (f)

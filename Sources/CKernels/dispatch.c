@@ -193,12 +193,13 @@ double dpk_thread_seconds(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-// The CPU's limit, so with its widest vectors whatever path the kernels are forced to. Timed in
-// this thread's CPU seconds: on a shared machine the time other processes hold the core is not the
-// core's limit.
-double dpk_fma_peak(double seconds)
+// The limit of a path's vectors (NULL: the fastest path's). Intel's cores run AVX2's FMAs at half
+// AVX-512's rate (Zen 4's at the same), so a forced avx2 path, which stands for an AVX2 CPU, is
+// held to AVX2's limit. Timed in this thread's CPU seconds: on a shared machine the time other
+// processes hold the core is not the core's limit.
+double dpk_fma_peak(const dpk_path *forced, double seconds)
 {
-    const path *p = dpk_best_path();
+    const path *p = forced ? forced : dpk_best_path();
     double flops = 0, start = dpk_thread_seconds(), elapsed;
     do flops += p->fma_loop(1 << 20);
     while ((elapsed = dpk_thread_seconds() - start) < seconds);

@@ -48,12 +48,10 @@ public enum Kernels {
     /// Monotonic seconds.
     public static func now() -> Double { dpk_now() }
 
-    /// FLOP/s of an FMA loop on the calling thread, run for about `seconds`.
-    public static func fmaPeak(seconds: Double) -> Double { dpk_fma_peak(seconds) }
-
-    /// The limit of `precision` on the calling thread: the FMA loop, or for bf16 a vdpbf16ps loop.
+    /// The limit of `precision` on the calling thread, run for about `seconds`: the FMA loop of
+    /// the path's vectors (im2col: the fastest path's), or for bf16 a vdpbf16ps loop.
     public static func peak(_ precision: Precision, seconds: Double) -> Double {
-        precision == .bf16 ? dpk_bf16_peak(seconds) : dpk_fma_peak(seconds)
+        precision == .bf16 ? dpk_bf16_peak(seconds) : dpk_fma_peak(path.kernels, seconds)
     }
 
     /// C[M,N] = A[M,K]·B[K,N] (+ C when `accumulate`), row-major, optionally transposing A or B;

@@ -110,6 +110,9 @@ public final class Trainer {
             let share = self.config.reduction == .exact ? "micro-shards of \(self.config.shardSize) examples" : "examples"
             log("note: --threads \(asked): \(workers.count) run per rank (a rank's part of each step is \(workers.count) \(share))")
         }
+        if comm.isRoot, self.config.computePrecision == .bf16, let slower = Precision.bf16Slowdown() {
+            log("note: --precision bf16: \(slower)")
+        }
         if let resumedFrom {
             log("resumed from \(resumedFrom) at epoch \(state.epoch + 1), step \(state.stepInEpoch) (global step \(state.globalStep))")
             for change in resumeChanges { log("note: \(change.setting) changed on resume: \(change.old) -> \(change.new)") }

@@ -48,6 +48,13 @@ struct PrecisionTests {
         #expect(again.probabilities == bf16.probabilities && again.gradients == bf16.gradients, "\(name): bf16 not deterministic")
     }
 
+    /// A run asking for bf16 where its dot products are slower than FP32's FMAs (Intel's cores
+    /// without AMX) says so at start-up; where they are faster (Zen 4), nothing.
+    @Test func bf16SlowdownIsNamedWhereItIsSlower() {
+        #expect(Precision.bf16Slowdown(fp32Peak: 168e9, bf16Peak: 84e9) == "this CPU runs BF16 dot products at 84 GFLOP/s and FP32 FMAs at 168: bf16 is slower here than fp32")
+        #expect(Precision.bf16Slowdown(fp32Peak: 120e9, bf16Peak: 240e9) == nil)
+    }
+
     /// The unfused conv layers (a conv that batch normalisation follows, 'same' padding, residual
     /// adds, global pooling): the CIFAR-style residual model of examples/keras. Untrained, on noise,
     /// its gradients move by 7-20% when FP32 itself runs on bf16-rounded inputs and weights (ReLUs

@@ -75,7 +75,10 @@ int main(void) {
     const char *paths[] = {"avx512", "avx2", "portable"};
     dpk_flush_denormals();
     openblas_set_num_threads(1);
-    printf("batch %d, median of %d; one core's FMA limit %.1f GFLOP/s\n", batch, repeats, dpk_fma_peak(0.3) / 1e9);
+    printf("batch %d, median of %d; one core's FMA limit %.1f GFLOP/s", batch, repeats, dpk_fma_peak(0, 0.3) / 1e9);
+    for (int p = 1; p < 3; p++)
+        if (dpk_path_named(paths[p])) printf(", %s's %.1f", paths[p], dpk_fma_peak(dpk_path_named(paths[p]), 0.3) / 1e9);
+    printf("\n");
     int failed = 0;
     for (unsigned l = 0; l < sizeof layers / sizeof layers[0]; l++) {
         const dpk_conv *g = &layers[l].g;

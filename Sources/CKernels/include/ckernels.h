@@ -112,8 +112,8 @@ void dpk_column_sums(const float *x, long rows, int columns, float *sum);
 void dpk_dropout(uint64_t key, long n, float keep_probability, const float *x, float *y, bool *kept);
 void dpk_dropout_backward(const bool *kept, long n, float keep_probability, const float *g, float *dx);
 
-/// FLOP/s of an FMA loop on this thread with the chosen path's widest vectors, run for about `seconds`.
-double dpk_fma_peak(double seconds);
+/// FLOP/s of an FMA loop on this thread with `path`'s vectors (NULL: the fastest path's), run for about `seconds`.
+double dpk_fma_peak(const dpk_path *path, double seconds);
 
 
 // BF16 (--precision bf16): the conv passes with inputs rounded to bf16 and FP32 sums (vdpbf16ps),

@@ -60,18 +60,18 @@ def main(out_dir):
     def peak(rs):
         return max((r["peak_mb"] for r in rs), default=None)
 
-    # The FMA limit of one thread: the best rate of dptrain's 0.3 s FMA loop over every run of this
-    # bench/run (a run's own loop reads low when another process takes the core meanwhile).
+    # The limit of one thread on each path: the best rate of dptrain's 0.3 s loop over every run of
+    # this bench/run (a run's own loop reads low when another process takes the core meanwhile). The
+    # loop is the path's own: AVX2's FMAs (half AVX-512's rate on Intel cores), bf16's vdpbf16ps.
     limit = {}
     for r in rows:
         if r["fw"].startswith("dptrain") and r["ok"]:
             o = r["out"]
-            key = o.get("precision", "fp32")
-            limit[key] = max(limit.get(key, 0), o["peakGFLOPS"] / (o["ranks"] * o["threadsPerRank"]))
+            limit[r["path"]] = max(limit.get(r["path"], 0), o["peakGFLOPS"] / (o["ranks"] * o["threadsPerRank"]))
 
     def share_of(r):
         o = r["out"]
-        return o["gflops"] / (limit[o.get("precision", "fp32")] * o["ranks"] * o["threadsPerRank"]) if limit else None
+        return o["gflops"] / (limit[r["path"]] * o["ranks"] * o["threadsPerRank"]) if limit else None
 
     def other(rs):
         return max((r["other_cpu"] for r in rs if r["other_cpu"] is not None), default=None)
@@ -85,10 +85,9 @@ def main(out_dir):
     print(f"- PyTorch limited to AVX2: {header.get('pytorch_isa_avx2')}")
     print()
     print(f"Images/s in steady state, batch 100, median of {rounds} interleaved rounds. Share = dptrain's "
-          "GFLOP/s by wall clock over the FMA limit (the best rate per thread of the FMA loop `dptrain bench` runs "
-          "after its warm-up, over all runs here: " +
-          ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in limit.items()) + "; bf16: its BF16 dot-product loop, "
-          "where `dptrain bench` has one), and (after the /) `dptrain bench`'s own share per CPU-second of "
+          "GFLOP/s by wall clock over the path's FMA limit (the best rate per thread of the loop `dptrain bench` runs "
+          "after its warm-up with the path's vectors, over all runs here: " +
+          ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in limit.items()) + "; bf16: its BF16 dot-product loop), and (after the /) `dptrain bench`'s own share per CPU-second of "
           "the process; per CPU-s = the ratio of images per CPU-second of each process, "
           "which other load stretches less than the wall clock (a thread spinning while it waits counts); "
           "peak = max RSS of the process; others = the largest share of the CPU that other processes took "
@@ -182,7 +181,7 @@ def main(out_dir):
             for p, r in runs.items():
                 o = r["out"]
                 lay = o["layers"][li]
-                per_thread_peak = limit[o.get("precision", "fp32")]
+                per_thread_peak = limit[p]
                 images = o["batchSize"] / (o["ranks"] * o["threadsPerRank"])
                 for pass_, secs in (("forward", lay["forward"]), ("backward", lay["backward"])):
                     cell = f"{secs * 1000:.2f}"

@@ -28,25 +28,30 @@ void FN(dpk_unpool_relu)(const float *dpooled, const float *pooled, const int *a
     memset(dconv + oh * p * w * c, 0, sizeof(float) * (h - oh * p) * w * c);
     for (int y = 0; y < oh * p && ow * p < w; y++)
         memset(dconv + (y * w + ow * p) * c, 0, sizeof(float) * (w - ow * p) * c);
-    // Channels outside, so db's sums stay in a register (in memory, each add waits for the last).
-    for (int ch = 0; ch < c; ch += VL) {
-        vf sum = FN(load)(db + ch);
+    // Blocks of up to 4 vectors of channels outside the pixels, so db's sums stay in registers
+    // (in memory, each add would wait for the last one's store).
+    for (int c0 = 0; c0 < c; c0 += 4 * VL) {
+        const int vectors = (c - c0) / VL < 4 ? (c - c0) / VL : 4;
+        vf sum[4];
+        UNROLL for (int j = 0; j < 4; j++) if (j < vectors) sum[j] = FN(load)(db + c0 + j * VL);
         for (int y = 0; y < oh; y++)
             for (int x = 0; x < ow; x++) {
-                const long q = ((long)y * ow + x) * c + ch;
-                const int first = ((y * p) * w + x * p) * c + ch;
-                vf g = FN(load)(dpooled + q);
-                g = (vf)((vi)g & (FN(load)(pooled + q) > 0));
-                sum += g;
-                vi index;
-                memcpy(&index, argmax + q, sizeof index);
-                for (int dy = 0; dy < p; dy++)
-                    for (int dx = 0; dx < p; dx++) {
-                        const int at = first + (dy * w + dx) * c;
-                        FN(store)(dconv + at, (vf)((vi)g & (index == lanes + at)));
-                    }
+                const long q = ((long)y * ow + x) * c + c0;
+                const int first = ((y * p) * w + x * p) * c + c0;
+                UNROLL for (int j = 0; j < 4; j++) if (j < vectors) {
+                    vf g = FN(load)(dpooled + q + j * VL);
+                    g = (vf)((vi)g & (FN(load)(pooled + q + j * VL) > 0));
+                    sum[j] += g;
+                    vi index;
+                    memcpy(&index, argmax + q + j * VL, sizeof index);
+                    for (int dy = 0; dy < p; dy++)
+                        for (int dx = 0; dx < p; dx++) {
+                            const int at = first + (dy * w + dx) * c + j * VL;
+                            FN(store)(dconv + at, (vf)((vi)g & (index == lanes + at)));
+                        }
+                }
             }
-        FN(store)(db + ch, sum);
+        UNROLL for (int j = 0; j < 4; j++) if (j < vectors) FN(store)(db + c0 + j * VL, sum[j]);
     }
 }
 

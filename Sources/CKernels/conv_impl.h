@@ -303,7 +303,7 @@ static void FN(forward_images)(const dpk_conv *g, const float *in, FN(bmat) w, c
     for (int n = 0; n < batch; n++) {
         const float *image = in + n * g->in_h * row;
         float *o = out + (long)n * g->out_h * g->out_w * F;
-        if (FN(small_fits)(g))
+        if (FN(small_fits)(g) && (F / VL <= NVMAX || w.packed))  // its blocks' rows contiguous
             FN(small_image)(g, image, w, bias, o);
         else if (FN(spans_rows)(g, F / VL))
             FN(pixel_tiles)(g->out_h * g->out_w, g->out_w, (FN(pixels)){g->stride * row, (long)g->stride * g->in_c, g->out_w * F, F},

@@ -256,7 +256,7 @@ static inline __attribute__((always_inline)) void FN(small_tile)(const int R, co
 static inline __attribute__((always_inline)) void FN(small_row)(const int NV, const int KWC, const int C, const dpk_conv *g,
     const float *a, long row, const float *w, const float *bias, float *c)
 {
-    const int relu = !g->linear, full = NV == 1 ? RMAX1 : NV == 2 ? RMAX2 : NV == 3 ? RMAX3 : RMAX4, half = full / 2;
+    const int relu = !g->linear, full = FN(rmax)(NV), half = full / 2;
     int x = 0;
     for (; x + full <= g->out_w; x += full) FN(small_tile)(full, NV, KWC, C, g->kernel, a + x * C, row, w, bias, relu, c + x * g->filters, g->filters);
     for (; x + half <= g->out_w; x += half) FN(small_tile)(half, NV, KWC, C, g->kernel, a + x * C, row, w, bias, relu, c + x * g->filters, g->filters);

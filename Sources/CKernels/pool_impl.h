@@ -1,6 +1,9 @@
 // Max pooling over NHWC, channels VL at a time; included after conv_impl.h by each instruction set.
 // Non-overlapping windows (stride = pool), 'valid'; the winner is the first maximum, as in TensorFlow.
 
+// Lane by lane, a where mask is set, else b.
+static inline vf FN(pick)(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+
 void FN(dpk_max_pool)(const float *in, float *out, int *argmax, int batch, int h, int w, int c, int p)
 {
     const int oh = h / p, ow = w / p, vectors = c / VL * VL;
@@ -20,12 +23,12 @@ void FN(dpk_max_pool)(const float *in, float *out, int *argmax, int batch, int h
                         vf a = FN(load)(q), b = FN(load)(q + right), e = FN(load)(q + down), d = FN(load)(q + down + right);
                         vf m = __builtin_elementwise_max(__builtin_elementwise_max(a, b), __builtin_elementwise_max(e, d));
                         vi is_a = a == m, is_b = b == m, is_e = e == m;
-                        vf best = (vf)(((vi)e & is_e) | ((vi)d & ~is_e));
+                        vf best = FN(pick)(is_e, e, d);
                         const vi to_right = (vi){0} + (int)right, to_down = (vi){0} + (int)down;
                         vi offset = to_down + (to_right & ~is_e);
-                        best = (vf)(((vi)b & is_b) | ((vi)best & ~is_b));
+                        best = FN(pick)(is_b, b, best);
                         offset = (to_right & is_b) | (offset & ~is_b);
-                        best = (vf)(((vi)a & is_a) | ((vi)best & ~is_a));
+                        best = FN(pick)(is_a, a, best);
                         offset &= ~is_a;
                         FN(store)(out + ch, best);
                         vi index = lanes + (first + ch) + offset;
@@ -39,7 +42,7 @@ void FN(dpk_max_pool)(const float *in, float *out, int *argmax, int batch, int h
                             const int at = first + (dy * w + dx) * c + ch;
                             vf v = FN(load)(in + at);
                             vi better = v > best;
-                            best = (vf)(((vi)v & better) | ((vi)best & ~better));
+                            best = FN(pick)(better, v, best);
                             index = ((lanes + at) & better) | (index & ~better);
                         }
                     FN(store)(out + ch, best);

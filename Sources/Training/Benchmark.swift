@@ -84,7 +84,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
     let layerNames = primary.layerNames
     let slots = 2 * primary.layerCount + 1
     // Per worker: seconds in each layer's forward and backward, then in the loss.
-    let seconds = workers.replicas.map { _ in UnsafeMutablePointer<Double>.tensor(capacity: slots) }
+    let seconds = workers.replicas.map { _ in UnsafeMutablePointer<Double>.allocate(capacity: slots) }
     defer { seconds.forEach { $0.deallocate() } }
     for (network, s) in zip(workers.replicas, seconds) { network.layerSeconds = s }
     let plan = EpochPlan(exampleCount: data.train.count, globalBatchSize: training.batchSize, seed: training.seed, epoch: 0)
@@ -105,7 +105,7 @@ public func runBenchmark(_ config: BenchmarkConfig, communicator comm: Communica
 
     for i in 0..<config.warmupSteps { try step(i) }
     // The FMA limit of the cores this rank uses: every worker thread at once, after the warm-up.
-    let peaks = UnsafeMutablePointer<Double>.tensor(capacity: workerCount)
+    let peaks = UnsafeMutablePointer<Double>.allocate(capacity: workerCount)
     defer { peaks.deallocate() }
     _ = workers.run { i, _, _, _ in
         peaks[i] = Kernels.peak(training.computePrecision, seconds: 0.3)

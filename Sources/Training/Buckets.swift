@@ -64,7 +64,7 @@ final class BucketPipeline {
 
     init(plan: BucketPlan, workers: Int, comm: Communicator) {
         (self.plan, self.workers, self.comm) = (plan, workers, comm)
-        final = .tensor(capacity: workers)
+        final = .allocate(capacity: workers)
         final.initialize(repeating: .max, count: workers)
         spans = Array(repeating: (0, 0), count: plan.count)
     }

@@ -98,9 +98,9 @@ final class ExactReduction: GradientReduction {
             buffer.initialize(repeating: 0)
             return buffer
         }
-        workerLoss = .tensor(capacity: workers.count)
-        workerGather = .tensor(capacity: workers.count)
-        workerForward = .tensor(capacity: workers.count)
+        workerLoss = .allocate(capacity: workers.count)
+        workerGather = .allocate(capacity: workers.count)
+        workerForward = .allocate(capacity: workers.count)
         groups = try workers.replicas.map { replica in
             try [replica] + (1..<max(groupSize, 1)).map { _ in
                 let network = try Network(replica.graph, maxBatch: shardSize, sharingWeightsWith: replica)
@@ -108,8 +108,8 @@ final class ExactReduction: GradientReduction {
                 return network
             }
         }
-        groupLabels = groups.map { $0.dropFirst().map { .tensor(capacity: $0.maxBatch) } }
-        groupTotals = .tensor(capacity: workers.count * max(groupSize, 1))
+        groupLabels = groups.map { $0.dropFirst().map { .allocate(capacity: $0.maxBatch) } }
+        groupTotals = .allocate(capacity: workers.count * max(groupSize, 1))
         groupTotals.initialize(repeating: Totals(), count: workers.count * max(groupSize, 1))
         gradients = .tensor(capacity: workers.primary.parameterCount)
         gradients.initialize(repeating: 0)

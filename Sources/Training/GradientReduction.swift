@@ -83,9 +83,9 @@ final class FloatReduction: GradientReduction {
         (self.workers, self.plan) = (workers, plan)
         pipeline = BucketPipeline(plan: plan, workers: workers.count, comm: comm)
         pipeline.prepare = { [unowned self] in try self.start(bucket: $0) }
-        workerTotals = .tensor(capacity: workers.count)
+        workerTotals = .allocate(capacity: workers.count)
         workerTotals.initialize(repeating: Totals(), count: workers.count)
-        workerGather = .tensor(capacity: workers.count)
+        workerGather = .allocate(capacity: workers.count)
         for (w, network) in workers.replicas.enumerated() {
             network.gradientsFinal = { [unowned self] offset in self.pipeline.publish(worker: w, finalFrom: offset) }
         }

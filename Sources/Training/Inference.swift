@@ -44,7 +44,7 @@ extension Network {
 
     private func withBuffers<T>(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> T) -> T {
         // The network's own input buffer: gathered there, the forward pass copies nothing.
-        let y = UnsafeMutablePointer<Int32>.tensor(capacity: maxBatch)
+        let y = UnsafeMutablePointer<Int32>.allocate(capacity: maxBatch)
         defer { y.deallocate() }
         return body(input, y)
     }

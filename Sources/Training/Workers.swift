@@ -26,10 +26,10 @@ final class Workers {
         for replica in replicas { replica.seed = seed }
         // Each worker gathers straight into its network's input.
         inputs = replicas.map(\.input)
-        labels = replicas.map { .tensor(capacity: $0.maxBatch) }
+        labels = replicas.map { .allocate(capacity: $0.maxBatch) }
         team = ThreadTeam(size: replicas.count, detached: overlapped)
         self.overlapped = overlapped
-        results = .tensor(capacity: replicas.count)
+        results = .allocate(capacity: replicas.count)
         results.initialize(repeating: Totals(), count: replicas.count)
     }
 

@@ -56,7 +56,7 @@ final class WatchedCollective {
         nextSlot = (nextSlot + 1) % Int32(DPT_MAX_COLLECTIVES)
         try MPICommunicator.check(start(slot), "MPI_Iallreduce")
         let now = Self.now
-        if inFlight.isEmpty { (lastBeat, lastPoll, lastLoop, rootHeard) = (now, now, now, now) }
+        if inFlight.isEmpty { (lastBeat, lastPoll, lastLoop, rootHeard) = (now, now, now, now) } else { discountAbsence(now) }
         inFlight.append((slot, sequence, now))
         started += 1
     }
@@ -76,19 +76,16 @@ final class WatchedCollective {
             var done: Int32 = 0
             try MPICommunicator.check(dpt_sum_test(entry.slot, &done), "MPI_Test")
         }
-        guard let oldest = inFlight.first else {
+        guard !inFlight.isEmpty else {
             // Drain the notes, so none pile up in MPI's unexpected-message queue.
             if watch != nil { if rank == 0 { try poll() } else { _ = try pollRoot() } }
             return completed
         }
         guard let watch else { return completed }
         let now = Self.now, beat = watch.inspector.heartbeat
-        // Time this rank itself did not run (stopped, starved) is nobody else's stall.
-        if now - lastLoop > Self.absence {
-            for i in inFlight.indices { inFlight[i].began += now - lastLoop }
-            rootHeard += now - lastLoop
-        }
-        lastLoop = now
+        discountAbsence(now)
+        // Read after the discount: a copy taken before it timed rank 0's own stop as the others' stall.
+        let oldest = inFlight[0]
         if now - lastBeat >= beat {
             try send(must: false)
             lastBeat = now
@@ -141,6 +138,16 @@ final class WatchedCollective {
         precondition(inFlight.isEmpty, "a blocking sum while bucket sums are in flight")
         try self.start(start)
         try wait()
+    }
+
+    /// Time this rank itself did not run (stopped, starved) is nobody else's stall: a gap since
+    /// the last look longer than `absence` moves the clocks of the sums in flight past it.
+    private func discountAbsence(_ now: Double) {
+        if now - lastLoop > Self.absence {
+            for i in inFlight.indices { inFlight[i].began += now - lastLoop }
+            rootHeard += now - lastLoop
+        }
+        lastLoop = now
     }
 
     /// "Arrived at this collective" (`must`) or "still here": rank 0 to every peer, a peer to rank 0.

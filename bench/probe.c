@@ -32,14 +32,15 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// DPTrain's wait: yields for the first 64 polls, then sleeps 25 us growing to 0.2 ms.
+// DPTrain's wait: yields for the first millisecond, then sleeps 25 us growing to 0.2 ms.
 static void wait_all(int n, MPI_Request *requests) {
-    for (int polls = 0;; polls++) {
+    double began = MPI_Wtime();
+    for (int sleeps = 0;;) {
         int done = 0;
         MPI_Testall(n, requests, &done, MPI_STATUSES_IGNORE);
         if (done) return;
-        if (polls < 64) { sched_yield(); continue; }
-        int shift = (polls - 64) / 8;
+        if (MPI_Wtime() - began < 1e-3) { sched_yield(); continue; }
+        int shift = sleeps++ / 8;
         long ns = 25000L << (shift < 3 ? shift : 3);
         struct timespec t = {0, ns < 200000 ? ns : 200000};
         nanosleep(&t, NULL);

@@ -125,10 +125,12 @@ final class WatchedCollective {
 
     /// Drives the sums in flight until all have completed.
     func wait() throws {
-        var polls = 0
+        let began = Self.now
+        var sleeps = 0
         while try progress() < started {
-            Self.pause(polls)
-            polls += 1
+            if Self.now - began < Self.spin { sched_yield(); continue }
+            Self.sleep(sleeps)
+            sleeps += 1
         }
         (started, completed) = (0, 0)
     }
@@ -186,11 +188,15 @@ final class WatchedCollective {
         for peer in 1..<size where received[peer] != before[peer] { lastHeard[peer] = now }
     }
 
-    /// Yields for the first polls (the others are usually about to arrive), then sleeps 25 µs
-    /// growing to 0.2 ms, so a rank waiting for a slow peer leaves the core to it.
-    private static func pause(_ polls: Int) {
-        guard polls >= 64 else { sched_yield(); return }
-        var time = timespec(tv_sec: 0, tv_nsec: min(25_000 << min((polls - 64) / 8, 3), 200_000))
+    /// How long a wait only yields between polls: ranks a step apart are usually about to
+    /// arrive, and a sleep then ends late (at np=2 on two cores the sleeps left 0.28-0.48 ms of
+    /// the reference model's 5.3 ms step in the reduction; yielding, 0.11-0.15 ms).
+    private static let spin = 0.001
+
+    /// After `spin`: sleeps 25 µs growing to 0.2 ms, so a rank waiting for a slow peer (an
+    /// evaluation, a checkpoint, more ranks than cores) leaves the core to it.
+    private static func sleep(_ sleeps: Int) {
+        var time = timespec(tv_sec: 0, tv_nsec: min(25_000 << min(sleeps / 8, 3), 200_000))
         nanosleep(&time, nil)
     }
 

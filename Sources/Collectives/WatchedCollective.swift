@@ -189,8 +189,8 @@ final class WatchedCollective {
     }
 
     /// How long a wait only yields between polls: ranks a step apart are usually about to
-    /// arrive, and a sleep then ends late (at np=2 on two cores the sleeps left 0.28-0.48 ms of
-    /// the reference model's 5.3 ms step in the reduction; yielding, 0.11-0.15 ms).
+    /// arrive, and a sleep then ends late (at np=2 on two cores the sleeps left a median 0.68 ms
+    /// of the reference model's 5-6 ms step in the reduction; yielding, 0.28 ms).
     private static let spin = 0.001
 
     /// After `spin`: sleeps 25 µs growing to 0.2 ms, so a rank waiting for a slow peer (an

@@ -178,21 +178,30 @@ typedef struct { long a_row, a_column, c_row, c_column; } FN(pixels);
 static void FN(pixel_tiles)(int pixels, int width, FN(pixels) at_pixel, int vectors, int T, int K,
                             const float *a, long at, long ak, FN(bmat) bm, int mode, float *c, const float *bias)
 {
+    // Every tile's row offsets are computed once per call, not once per column block (a tenth of
+    // AVX2's input gradient on the reference model's conv2), on the stack: taller images in parts.
+    enum { MOST = 2048 };
+    if (pixels > MOST && pixels > width) {
+        const int rows = MOST / width > 0 ? MOST / width : 1;
+        FN(pixel_tiles)(rows * width, width, at_pixel, vectors, T, K, a, at, ak, bm, mode, c, bias);
+        FN(pixel_tiles)(pixels - rows * width, width, at_pixel, vectors, T, K, a + rows * at_pixel.a_row, at, ak, bm, mode,
+                        c + rows * at_pixel.c_row, bias);
+        return;
+    }
+    long ao[pixels], co[pixels];
+    for (int i = 0, y = 0, x = 0; i < pixels; i++) {
+        ao[i] = y * at_pixel.a_row + x * at_pixel.a_column;
+        co[i] = y * at_pixel.c_row + x * at_pixel.c_column;
+        if (++x == width) x = 0, y++;
+    }
     for (int v0 = 0; v0 < vectors; v0 += NVMAX) {
         int nv = vectors - v0 < NVMAX ? vectors - v0 : NVMAX, rm = FN(row_block)(pixels, nv);
         long bt, ldb;
         const float *b = FN(block)(bm, v0, nv, &bt, &ldb);
         for (int r0 = 0; r0 < pixels; r0 += rm) {
             int r = pixels - r0 < rm ? pixels - r0 : rm;
-            long ao[RMAX1], co[RMAX1];
-            // Stepped, not divided: a dozen divisions cost as much as a first layer's 9-step tile.
-            for (int i = 0, y = r0 / width, x = r0 % width; i < r; i++) {
-                ao[i] = y * at_pixel.a_row + x * at_pixel.a_column;
-                co[i] = y * at_pixel.c_row + x * at_pixel.c_column;
-                if (++x == width) x = 0, y++;
-            }
-            FN(tile_any)(r, nv, T, K, a, at, 0, ao, ak, b, bt, ldb, mode,
-                         c + v0 * VL, 0, co, bias ? bias + v0 * VL : 0);
+            FN(tile_any)(r, nv, T, K, a, at, 0, ao + r0, ak, b, bt, ldb, mode,
+                         c + v0 * VL, 0, co + r0, bias ? bias + v0 * VL : 0);
         }
     }
 }

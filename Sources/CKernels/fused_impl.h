@@ -2,6 +2,89 @@
 // lives in a small scratch buffer that stays in cache, instead of a whole batch's going through
 // memory four times. Included after conv_impl.h, pool_impl.h and winograd_impl.h; filters are a multiple of VL.
 
+// A first layer's conv + ReLU + 2x2 max pooling in registers: a tile of 2 output rows x 2P columns
+// (a + x·C + dy·row reads the input under output pixel (dy, x)), each window's largest value and its
+// first winner taken from the accumulators as dpk_max_pool takes them (the same bits), so the conv
+// output (mnist_convnet's 26x26x32 floats, twice L1) is never stored. index: output pixel (0, 0)'s.
+static inline __attribute__((always_inline)) void FN(pooled_tile)(const int P, const int NV, const int KWC, const int C,
+    int kernel, const float *a, long row, const float *w, const float *bias, long F, long down, int index,
+    float *pooled, int *argmax)
+{
+    vf acc[2][RMAX1 / 2][NVMAX];
+    vi lanes;
+    for (int i = 0; i < VL; i++) lanes[i] = i;
+    UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * P; x++) UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] = (vf){0};
+    for (int t = 0; t < kernel; t++, a += row, w += KWC * NV * VL)
+        _Pragma("clang loop unroll(disable)") for (int k = 0; k < KWC; k++) {
+            vf wv[NVMAX];
+            UNROLL for (int v = 0; v < NV; v++) wv[v] = FN(load)(w + k * NV * VL + v * VL);
+            UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * P; x++) {
+                vf xv = FN(splat)(a[dy * row + x * C + k]);
+                UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] += xv * wv[v];
+            }
+        }
+    const vi to_right = (vi){0} + (int)F, to_down = (vi){0} + (int)down;
+    UNROLL for (int v = 0; v < NV; v++) {
+        const vf bv = FN(load)(bias + v * VL), zero = {0};
+        UNROLL for (int j = 0; j < P; j++) {
+            vf q = __builtin_elementwise_max(acc[0][2 * j][v] + bv, zero), b = __builtin_elementwise_max(acc[0][2 * j + 1][v] + bv, zero);
+            vf e = __builtin_elementwise_max(acc[1][2 * j][v] + bv, zero), d = __builtin_elementwise_max(acc[1][2 * j + 1][v] + bv, zero);
+            vf m = __builtin_elementwise_max(__builtin_elementwise_max(q, b), __builtin_elementwise_max(e, d));
+            vi is_q = q == m, is_b = b == m, is_e = e == m;
+            vf best = FN(pick)(is_e, e, d);
+            vi offset = to_down + (to_right & ~is_e);
+            best = FN(pick)(is_b, b, best);
+            offset = (to_right & is_b) | (offset & ~is_b);
+            best = FN(pick)(is_q, q, best);
+            offset &= ~is_q;
+            FN(store)(pooled + j * F + v * VL, best);
+            vi at = lanes + (index + (int)(2 * j * F + v * VL)) + offset;
+            memcpy(argmax + j * F + v * VL, &at, sizeof at);
+        }
+    }
+}
+
+// One row of 2x2 windows of a first layer (small_image's shapes; ReLU): tiles of as many windows as
+// fit the registers, then one at a time.
+static inline __attribute__((always_inline)) void FN(pooled_row)(const int NV, const int KWC, const int C, const dpk_conv *g,
+    const float *a, long row, const float *w, const float *bias, int index, float *pooled, int *argmax)
+{
+    const long F = g->filters, down = (long)g->out_w * F;
+    const int windows = g->out_w / 2, most = FN(rmax)(NV) / 4;
+    int j = 0;
+    for (; j + most <= windows; j += most)
+        FN(pooled_tile)(most, NV, KWC, C, g->kernel, a + 2 * j * C, row, w, bias, F, down, index + (int)(2 * j * F), pooled + j * F, argmax + j * F);
+    for (; j < windows; j++)
+        FN(pooled_tile)(1, NV, KWC, C, g->kernel, a + 2 * j * C, row, w, bias, F, down, index + (int)(2 * j * F), pooled + j * F, argmax + j * F);
+}
+
+#define POOLED_ROWS(nv, kwc, ch) for (int y = 0; y < g->out_h / 2; y++) \
+    FN(pooled_row)(nv, kwc, ch, g, image + 2 * y * row, row, b, bias + v0 * VL, (int)(2 * y * g->out_w * F + v0 * VL), \
+                   pooled + y * (g->out_w / 2) * F + v0 * VL, argmax + y * (g->out_w / 2) * F + v0 * VL); break;
+#define POOLED_SHAPES(nv) switch (g->kernel * 16 + g->in_c) { \
+    case 3 * 16 + 1: POOLED_ROWS(nv, 3, 1) case 5 * 16 + 1: POOLED_ROWS(nv, 5, 1) case 3 * 16 + 3: POOLED_ROWS(nv, 9, 3) } break;
+
+// One image of a first layer that small_takes with ReLU, pooled 2x2: pooled and argmax as dpk_max_pool writes them.
+static void FN(pooled_image)(const dpk_conv *g, const float *image, FN(bmat) w, const float *bias, float *pooled, int *argmax)
+{
+    const long row = (long)g->in_w * g->in_c, F = g->filters;
+    for (int v0 = 0; v0 < F / VL; v0 += NVMAX) {
+        int nv = F / VL - v0 < NVMAX ? F / VL - v0 : NVMAX;
+        long bt, ldb;
+        const float *b = FN(block)(w, v0, nv, &bt, &ldb);
+        switch (nv) {
+        case 1: POOLED_SHAPES(1)
+        case 2: POOLED_SHAPES(2)
+#if NVMAX > 2
+        case 3: POOLED_SHAPES(3)
+        case 4: POOLED_SHAPES(4)
+#endif
+        }
+    }
+}
+#undef POOLED_SHAPES
+#undef POOLED_ROWS
+
 void FN(dpk_conv_pool_forward)(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
                                float *pooled, int *argmax, float *scratch, int batch)
 {
@@ -9,7 +92,12 @@ void FN(dpk_conv_pool_forward)(const dpk_conv *g, int pool, const float *in, con
     const int winograd = FN(dpk_winograd_fits)(g, DPK_FORWARD);
     const float *u = winograd ? FN(wino_forward_kernel)(g, w) : 0;
     const FN(bmat) weights = winograd ? (FN(bmat)){0} : FN(forward_weights)(g, w);
+    const int in_registers = !winograd && pool == 2 && !g->linear && FN(small_fits)(g) && (g->filters / VL <= NVMAX || weights.packed);
     for (int n = 0; n < batch; n++) {
+        if (in_registers) {
+            FN(pooled_image)(g, in + n * image, weights, bias, pooled + n * out, argmax + n * out);
+            continue;
+        }
         if (winograd) FN(wino_forward)(g, in + n * image, u, bias, scratch, 1);
         else FN(forward_images)(g, in + n * image, weights, bias, scratch, 1);
         FN(dpk_max_pool)(scratch, pooled + n * out, argmax + n * out, 1, g->out_h, g->out_w, g->filters, pool);

@@ -143,6 +143,103 @@ void FN(dpk_unpool_relu)(const float *dpooled, const float *pooled, const int *a
     }
 }
 
+// gp = dpooled where the pooled ReLU output is positive, else 0, for `pixels` pixels of c channels;
+// db += its column sums, in dpk_unpool_relu's order.
+static void FN(relu_pooled)(const float *dpooled, const float *pooled, float *gp, float *db, long pixels, int c)
+{
+    for (int c0 = 0; c0 < c; c0 += 4 * VL) {
+        const int vectors = (c - c0) / VL < 4 ? (c - c0) / VL : 4;
+        vf sum[4];
+        UNROLL for (int j = 0; j < 4; j++) if (j < vectors) sum[j] = FN(load)(db + c0 + j * VL);
+        for (long q = c0; q < pixels * c; q += c)
+            UNROLL for (int j = 0; j < 4; j++) if (j < vectors) {
+                vf g = (vf)((vi)FN(load)(dpooled + q + j * VL) & (FN(load)(pooled + q + j * VL) > 0));
+                FN(store)(gp + q + j * VL, g);
+                sum[j] += g;
+            }
+        UNROLL for (int j = 0; j < 4; j++) if (j < vectors) FN(store)(db + c0 + j * VL, sum[j]);
+    }
+}
+
+// A first layer's weight gradient from its 2x2-pooled gradient: the tile of weights_image's
+// first-layer form (rows: every (kh, kw, c) of the kernel, at ao[r] in the image), each dout vector
+// made on the fly from the window's gp and winner (argmax, from channel ch0), so the unpooled
+// gradient (four times gp, three quarters zeros) is never written. Pixels past the last whole
+// window get no gradient and are skipped.
+static inline __attribute__((always_inline)) void FN(unpooled_weights_tile)(const int R, const int NV, const dpk_conv *g,
+    const float *a, long at, const long *ao, long ak, const float *gp, const int *argmax, int ch0, int mode, float *dw, const long *co)
+{
+    const long F = g->filters, windows = g->out_w / 2;
+    vf acc[RMAX1][NVMAX];
+    long off[RMAX1];
+    vi lanes;
+    for (int i = 0; i < VL; i++) lanes[i] = i;
+    UNROLL for (int r = 0; r < R; r++) {
+        off[r] = ao[r];
+        UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+    }
+    for (int t = 0; t < g->out_h / 2 * 2; t++) {
+        const float *at_ = a + t * at, *grow = gp + t / 2 * windows * F + ch0;
+        const int *irow = argmax + t / 2 * windows * F + ch0;
+        vi pixel = lanes + (int)(t * g->out_w * F + ch0);
+        for (int k = 0; k < windows * 2; k++, pixel += (int)F) {
+            const long q = k / 2 * F;
+            vf w[NVMAX];
+            UNROLL for (int v = 0; v < NV; v++) {
+                vi winner;
+                memcpy(&winner, irow + q + v * VL, sizeof winner);
+                w[v] = (vf)((vi)FN(load)(grow + q + v * VL) & (winner == pixel + v * VL));
+            }
+            UNROLL for (int r = 0; r < R; r++) {
+                vf x = FN(splat)(at_[off[r] + k * ak]);
+                UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * w[v];
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int v = 0; v < NV; v++) {
+            float *p = dw + co[r] + v * VL;
+            FN(store)(p, mode == MODE_ADD ? FN(load)(p) + acc[r][v] : acc[r][v]);
+        }
+}
+
+#define UNPOOLED_R(nv, r) case r: FN(unpooled_weights_tile)(r, nv, g, a, at, ao, ak, gp, argmax, ch0, mode, dw, co); return;
+static void FN(unpooled_weights_any)(int R, int NV, const dpk_conv *g, const float *a, long at, const long *ao, long ak,
+                                     const float *gp, const int *argmax, int ch0, int mode, float *dw, const long *co)
+{
+    switch (NV) {
+    case 1: switch (R) { UNPOOLED_R(1, 1) UNPOOLED_R(1, 2) UNPOOLED_R(1, 3) UNPOOLED_R(1, 4) UNPOOLED_R(1, 5) UNPOOLED_R(1, 6)
+                         UNPOOLED_R(1, 7) UNPOOLED_R(1, 8) UNPOOLED_R(1, 9) UNPOOLED_R(1, 10) UNPOOLED_R(1, 11) UNPOOLED_R(1, 12) } break;
+    case 2: switch (R) { UNPOOLED_R(2, 1) UNPOOLED_R(2, 2) UNPOOLED_R(2, 3) UNPOOLED_R(2, 4) UNPOOLED_R(2, 5) UNPOOLED_R(2, 6)
+#if RMAX2 > 6
+                         UNPOOLED_R(2, 7) UNPOOLED_R(2, 8) UNPOOLED_R(2, 9) UNPOOLED_R(2, 10) UNPOOLED_R(2, 11) UNPOOLED_R(2, 12)
+#endif
+                       } break;
+#if NVMAX > 2
+    case 3: switch (R) { UNPOOLED_R(3, 1) UNPOOLED_R(3, 2) UNPOOLED_R(3, 3) UNPOOLED_R(3, 4) UNPOOLED_R(3, 5) UNPOOLED_R(3, 6)
+                         UNPOOLED_R(3, 7) UNPOOLED_R(3, 8) } break;
+    case 4: switch (R) { UNPOOLED_R(4, 1) UNPOOLED_R(4, 2) UNPOOLED_R(4, 3) UNPOOLED_R(4, 4) UNPOOLED_R(4, 5) UNPOOLED_R(4, 6) } break;
+#endif
+    }
+    __builtin_trap();
+}
+#undef UNPOOLED_R
+
+// dw (+)= this image's share from gp and argmax (one image's, as relu_pooled and dpk_max_pool write them).
+static void FN(unpooled_weights_image)(const dpk_conv *g, const float *image, const float *gp, const int *argmax, float *dw, int accumulate)
+{
+    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
+    const int rows = g->kernel * kc;
+    long ao[4 * RMAX1], co[4 * RMAX1];
+    for (int i = 0; i < rows; i++) ao[i] = i / kc * row + i % kc, co[i] = i * F;
+    for (int v0 = 0; v0 < F / VL; v0 += NVMAX) {
+        int n = F / VL - v0 < NVMAX ? F / VL - v0 : NVMAX, rm = FN(row_block)(rows, n);
+        for (int r0 = 0; r0 < rows; r0 += rm)
+            FN(unpooled_weights_any)(rows - r0 < rm ? rows - r0 : rm, n, g, image, g->stride * row, ao + r0, (long)g->stride * g->in_c,
+                                     gp, argmax, v0 * VL, accumulate ? MODE_ADD : MODE_STORE, dw + v0 * VL, co + r0);
+    }
+}
+
 void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,
                                 const float *dpooled, const float *w, float *wt, float *scratch,
                                 float *dw, float *db, float *din, int batch)
@@ -153,7 +250,13 @@ void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, co
     float *sums = winograd ? FN(wino_sums)(g) : 0;
     memset(db, 0, sizeof(float) * g->filters);
     if (din && !winograd_input) FN(transpose_kernel)(g, w, wt);
+    const int from_windows = !winograd && !din && pool == 2 && !g->linear && FN(small_fits)(g);
     for (int n = 0; n < batch; n++) {
+        if (from_windows) {
+            FN(relu_pooled)(dpooled + n * out, pooled + n * out, scratch, db, out / g->filters, g->filters);
+            FN(unpooled_weights_image)(g, in + n * image, scratch, argmax + n * out, dw, n > 0);
+            continue;
+        }
         FN(dpk_unpool_relu)(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
         if (winograd) FN(wino_weight_sums)(g, in + n * image, scratch, sums, n > 0, 1);
         else FN(weights_image)(g, in + n * image, scratch, dw, n > 0);

@@ -18,6 +18,8 @@ struct KernelPathTests {
             // Stride 2 'valid' leaves the last row and column unread; an even 'same' kernel pads unevenly.
             ("valid-stride2-unread", arch([.init(filters: 32, kernelSize: 3, stride: 2, poolSize: 1),
                                            .init(filters: 16, kernelSize: 4, padding: .same, poolSize: 3)], dense: [], size: 14, channels: 2)),
+            // A first layer pooled in registers whose last conv row and column no 2x2 window takes (9x9).
+            ("first-layer-odd", arch([.init(filters: 32, kernelSize: 3)], dense: [], size: 11, channels: 1)),
             // 8 and 24 filters: the fast kernels on 4- and 8-wide vectors, and the 8-wide ones on an AVX-512 CPU.
             ("eight-filters", arch([.init(filters: 8, kernelSize: 3), .init(filters: 24, kernelSize: 3, padding: .same)], dense: [5], size: 12, channels: 1)),
         ]

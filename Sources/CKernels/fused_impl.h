@@ -229,7 +229,7 @@ static void FN(unpooled_weights_any)(int R, int NV, const dpk_conv *g, const flo
 static void FN(unpooled_weights_image)(const dpk_conv *g, const float *image, const float *gp, const int *argmax, float *dw, int accumulate)
 {
     const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
-    const int rows = g->kernel * kc;
+    const int rows = g->kernel * kc;  // small_fits: 9, 25 or 27
     long ao[4 * RMAX1], co[4 * RMAX1];
     for (int i = 0; i < rows; i++) ao[i] = i / kc * row + i % kc, co[i] = i * F;
     for (int v0 = 0; v0 < F / VL; v0 += NVMAX) {

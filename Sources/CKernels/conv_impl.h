@@ -88,30 +88,32 @@ static inline __attribute__((always_inline)) void FN(tile)(
 #define TILE_ARGS T, K, a, at, ar, ao, ak, b, bt, ldb, mode, c, ldc, co, bias
 #define CASE_R(nv, r) case r: if (ao) FN(tile)(1, r, nv, TILE_ARGS); else FN(tile)(0, r, nv, TILE_ARGS); return;
 
-// One instantiation per (R, NV) and row addressing: R up to RMAX(NV).
+// CASE(nv, r) for every register tile of this instruction set: R up to RMAX(NV), NV up to NVMAX;
+// a (R, NV) outside them traps.
+#if RMAX2 > 6
+#define CASES_R2_WIDE(CASE) CASE(2, 7) CASE(2, 8) CASE(2, 9) CASE(2, 10) CASE(2, 11) CASE(2, 12)
+#else
+#define CASES_R2_WIDE(CASE)
+#endif
+#if NVMAX > 2
+#define CASES_NV34(CASE) \
+    case 3: switch (R) { CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4) CASE(3, 5) CASE(3, 6) CASE(3, 7) CASE(3, 8) } break; \
+    case 4: switch (R) { CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4) CASE(4, 5) CASE(4, 6) } break;
+#else
+#define CASES_NV34(CASE)
+#endif
+#define TILE_SHAPES(CASE) do { switch (NV) { \
+    case 1: switch (R) { CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(1, 5) CASE(1, 6) \
+                         CASE(1, 7) CASE(1, 8) CASE(1, 9) CASE(1, 10) CASE(1, 11) CASE(1, 12) } break; \
+    case 2: switch (R) { CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4) CASE(2, 5) CASE(2, 6) CASES_R2_WIDE(CASE) } break; \
+    CASES_NV34(CASE) } \
+    __builtin_trap(); } while (0)
+
+// One instantiation per (R, NV) and row addressing.
 static void FN(tile_any)(int R, int NV, int T, int K, const float *a, long at, long ar, const long *ao, long ak,
                          const float *b, long bt, long ldb, int mode, float *c, long ldc, const long *co, const float *bias)
 {
-    switch (NV) {
-    case 1: switch (R) { CASE_R(1, 1) CASE_R(1, 2) CASE_R(1, 3) CASE_R(1, 4) CASE_R(1, 5) CASE_R(1, 6)
-                         CASE_R(1, 7) CASE_R(1, 8) CASE_R(1, 9) CASE_R(1, 10) CASE_R(1, 11) CASE_R(1, 12) } break;
-    case 2: switch (R) { CASE_R(2, 1) CASE_R(2, 2) CASE_R(2, 3) CASE_R(2, 4) CASE_R(2, 5) CASE_R(2, 6)
-#if RMAX2 > 6
-                         CASE_R(2, 7) CASE_R(2, 8) CASE_R(2, 9) CASE_R(2, 10) CASE_R(2, 11) CASE_R(2, 12)
-#endif
-                       } break;
-#if NVMAX > 2
-    case 3: switch (R) { CASE_R(3, 1) CASE_R(3, 2) CASE_R(3, 3) CASE_R(3, 4)
-#if RMAX3 > 4
-                         CASE_R(3, 5) CASE_R(3, 6) CASE_R(3, 7) CASE_R(3, 8)
-#endif
-                       } break;
-#endif
-#if NVMAX > 3
-    case 4: switch (R) { CASE_R(4, 1) CASE_R(4, 2) CASE_R(4, 3) CASE_R(4, 4) CASE_R(4, 5) CASE_R(4, 6) } break;
-#endif
-    }
-    __builtin_trap();
+    TILE_SHAPES(CASE_R);
 }
 
 #if NVMAX == 2
@@ -285,6 +287,9 @@ static int FN(small_fits)(const dpk_conv *g)
     return g->stride == 1 && ((g->in_c == 1 && (g->kernel == 3 || g->kernel == 5)) || (g->in_c == 3 && g->kernel == 3));
 }
 
+// Whether small_image takes the geometry with these weights: each column block's rows contiguous.
+static int FN(small_takes)(const dpk_conv *g, FN(bmat) w) { return FN(small_fits)(g) && (g->filters / VL <= NVMAX || w.packed); }
+
 static void FN(small_image)(const dpk_conv *g, const float *image, FN(bmat) w, const float *bias, float *o)
 {
     const long row = (long)g->in_w * g->in_c, F = g->filters;
@@ -312,7 +317,7 @@ static void FN(forward_images)(const dpk_conv *g, const float *in, FN(bmat) w, c
     for (int n = 0; n < batch; n++) {
         const float *image = in + n * g->in_h * row;
         float *o = out + (long)n * g->out_h * g->out_w * F;
-        if (FN(small_fits)(g) && (F / VL <= NVMAX || w.packed))  // its blocks' rows contiguous
+        if (FN(small_takes)(g, w))
             FN(small_image)(g, image, w, bias, o);
         else if (FN(spans_rows)(g, F / VL))
             FN(pixel_tiles)(g->out_h * g->out_w, g->out_w, (FN(pixels)){g->stride * row, (long)g->stride * g->in_c, g->out_w * F, F},

@@ -23,21 +23,13 @@ static inline __attribute__((always_inline)) void FN(pooled_tile)(const int P, c
                 UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] += xv * wv[v];
             }
         }
-    const vi to_right = (vi){0} + (int)F, to_down = (vi){0} + (int)down;
     UNROLL for (int v = 0; v < NV; v++) {
         const vf bv = FN(load)(bias + v * VL), zero = {0};
         UNROLL for (int j = 0; j < P; j++) {
             vf q = __builtin_elementwise_max(acc[0][2 * j][v] + bv, zero), b = __builtin_elementwise_max(acc[0][2 * j + 1][v] + bv, zero);
             vf e = __builtin_elementwise_max(acc[1][2 * j][v] + bv, zero), d = __builtin_elementwise_max(acc[1][2 * j + 1][v] + bv, zero);
-            vf m = __builtin_elementwise_max(__builtin_elementwise_max(q, b), __builtin_elementwise_max(e, d));
-            vi is_q = q == m, is_b = b == m, is_e = e == m;
-            vf best = FN(pick)(is_e, e, d);
-            vi offset = to_down + (to_right & ~is_e);
-            best = FN(pick)(is_b, b, best);
-            offset = (to_right & is_b) | (offset & ~is_b);
-            best = FN(pick)(is_q, q, best);
-            offset &= ~is_q;
-            FN(store)(pooled + j * F + v * VL, best);
+            vi offset;
+            FN(store)(pooled + j * F + v * VL, FN(max_2x2)(q, b, e, d, (int)F, (int)down, &offset));
             vi at = lanes + (index + (int)(2 * j * F + v * VL)) + offset;
             memcpy(argmax + j * F + v * VL, &at, sizeof at);
         }
@@ -92,7 +84,7 @@ void FN(dpk_conv_pool_forward)(const dpk_conv *g, int pool, const float *in, con
     const int winograd = FN(dpk_winograd_fits)(g, DPK_FORWARD);
     const float *u = winograd ? FN(wino_forward_kernel)(g, w) : 0;
     const FN(bmat) weights = winograd ? (FN(bmat)){0} : FN(forward_weights)(g, w);
-    const int in_registers = !winograd && pool == 2 && !g->linear && FN(small_fits)(g) && (g->filters / VL <= NVMAX || weights.packed);
+    const int in_registers = !winograd && pool == 2 && !g->linear && FN(small_takes)(g, weights);
     for (int n = 0; n < batch; n++) {
         if (in_registers) {
             FN(pooled_image)(g, in + n * image, weights, bias, pooled + n * out, argmax + n * out);
@@ -207,21 +199,7 @@ static inline __attribute__((always_inline)) void FN(unpooled_weights_tile)(cons
 static void FN(unpooled_weights_any)(int R, int NV, const dpk_conv *g, const float *a, long at, const long *ao, long ak,
                                      const float *gp, const int *argmax, int ch0, int mode, float *dw, const long *co)
 {
-    switch (NV) {
-    case 1: switch (R) { UNPOOLED_R(1, 1) UNPOOLED_R(1, 2) UNPOOLED_R(1, 3) UNPOOLED_R(1, 4) UNPOOLED_R(1, 5) UNPOOLED_R(1, 6)
-                         UNPOOLED_R(1, 7) UNPOOLED_R(1, 8) UNPOOLED_R(1, 9) UNPOOLED_R(1, 10) UNPOOLED_R(1, 11) UNPOOLED_R(1, 12) } break;
-    case 2: switch (R) { UNPOOLED_R(2, 1) UNPOOLED_R(2, 2) UNPOOLED_R(2, 3) UNPOOLED_R(2, 4) UNPOOLED_R(2, 5) UNPOOLED_R(2, 6)
-#if RMAX2 > 6
-                         UNPOOLED_R(2, 7) UNPOOLED_R(2, 8) UNPOOLED_R(2, 9) UNPOOLED_R(2, 10) UNPOOLED_R(2, 11) UNPOOLED_R(2, 12)
-#endif
-                       } break;
-#if NVMAX > 2
-    case 3: switch (R) { UNPOOLED_R(3, 1) UNPOOLED_R(3, 2) UNPOOLED_R(3, 3) UNPOOLED_R(3, 4) UNPOOLED_R(3, 5) UNPOOLED_R(3, 6)
-                         UNPOOLED_R(3, 7) UNPOOLED_R(3, 8) } break;
-    case 4: switch (R) { UNPOOLED_R(4, 1) UNPOOLED_R(4, 2) UNPOOLED_R(4, 3) UNPOOLED_R(4, 4) UNPOOLED_R(4, 5) UNPOOLED_R(4, 6) } break;
-#endif
-    }
-    __builtin_trap();
+    TILE_SHAPES(UNPOOLED_R);
 }
 #undef UNPOOLED_R
 

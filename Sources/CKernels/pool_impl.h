@@ -4,6 +4,22 @@
 // Lane by lane, a where mask is set, else b.
 static inline vf FN(pick)(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 
+// A 2x2 window (a b / e d): the largest by a tree of max, then the first that equals it (the first
+// maximum, the same bits as a loop over the window for any input without NaNs); *offset: its
+// distance from a, `right` and `down` elements a step.
+static inline vf FN(max_2x2)(vf a, vf b, vf e, vf d, int right, int down, vi *offset)
+{
+    vf m = __builtin_elementwise_max(__builtin_elementwise_max(a, b), __builtin_elementwise_max(e, d));
+    vi is_a = a == m, is_b = b == m, is_e = e == m;
+    const vi to_right = (vi){0} + right, to_down = (vi){0} + down;
+    vf best = FN(pick)(is_e, e, d);
+    vi at = to_down + (to_right & ~is_e);
+    best = FN(pick)(is_b, b, best);
+    at = (to_right & is_b) | (at & ~is_b);
+    *offset = at & ~is_a;
+    return FN(pick)(is_a, a, best);
+}
+
 void FN(dpk_max_pool)(const float *in, float *out, int *argmax, int batch, int h, int w, int c, int p)
 {
     const int oh = h / p, ow = w / p, vectors = c / VL * VL;
@@ -14,23 +30,13 @@ void FN(dpk_max_pool)(const float *in, float *out, int *argmax, int batch, int h
             for (int x = 0; x < ow; x++) {
                 const int first = ((n * h + y * p) * w + x * p) * c;
                 int ch = 0;
-                // 2x2: the largest by a tree of max, then the first that equals it (the first
-                // maximum, the same bits as the loop below for any input without NaNs).
                 if (p == 2)
                     for (; ch < vectors; ch += VL) {
                         const float *q = in + first + ch;
                         const long right = c, down = (long)w * c;
-                        vf a = FN(load)(q), b = FN(load)(q + right), e = FN(load)(q + down), d = FN(load)(q + down + right);
-                        vf m = __builtin_elementwise_max(__builtin_elementwise_max(a, b), __builtin_elementwise_max(e, d));
-                        vi is_a = a == m, is_b = b == m, is_e = e == m;
-                        vf best = FN(pick)(is_e, e, d);
-                        const vi to_right = (vi){0} + (int)right, to_down = (vi){0} + (int)down;
-                        vi offset = to_down + (to_right & ~is_e);
-                        best = FN(pick)(is_b, b, best);
-                        offset = (to_right & is_b) | (offset & ~is_b);
-                        best = FN(pick)(is_a, a, best);
-                        offset &= ~is_a;
-                        FN(store)(out + ch, best);
+                        vi offset;
+                        FN(store)(out + ch, FN(max_2x2)(FN(load)(q), FN(load)(q + right), FN(load)(q + down),
+                                                        FN(load)(q + down + right), (int)right, (int)down, &offset));
                         vi index = lanes + (first + ch) + offset;
                         memcpy(argmax + ch, &index, sizeof index);
                     }

@@ -76,17 +76,18 @@ static void interleave(const float *lo, const float *hi, bf16 *dst, int n)
 
 // ---- The tile ---------------------------------------------------------------------------------
 
-// acc[r][v] = Σ_t Σ_p A(t, r, p) · B(t, p, v); A(t, r, p): the bf16 pair at a + t·at + r·ar + p·ap
-// (bytes), B(t, p, v): 16 pairs at b + t·bt + p·bp + 64·v. R and NV are constants at every call site.
-static inline __attribute__((always_inline)) void tile(const int R, const int NV, int T, int P,
-    const char *a, long at, long ar, long ap, const char *b, long bt, long bp,
+// acc[r][v] = Σ_n Σ_t Σ_p A(n, t, r, p) · B(n, t, p, v); A(n, t, r, p): the bf16 pair at
+// a + n·an + t·at + r·ar + p·ap (bytes), B(n, t, p, v): 16 pairs at b + n·bn + t·bt + p·bp + 64·v.
+// R and NV are constants at every call site.
+static inline __attribute__((always_inline)) void tile(const int R, const int NV, int N, int T, int P,
+    const char *a, long an, long at, long ar, long ap, const char *b, long bn, long bt, long bp,
     int mode, float *c, long ldc, const float *bias)
 {
     __m512 acc[12][4];
     UNROLL for (int r = 0; r < R; r++)
         UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
-    for (int t = 0; t < T; t++) {
-        const char *ta = a + t * at, *tb = b + t * bt;
+    for (int nt = 0; nt < N * T; nt++) {
+        const char *ta = a + (nt / T) * an + (nt % T) * at, *tb = b + (nt / T) * bn + (nt % T) * bt;
         for (int p = 0; p < P; p++) {
             __m512i w[4];
             UNROLL for (int v = 0; v < NV; v++) w[v] = _mm512_loadu_si512(tb + p * bp + 64 * v);
@@ -110,12 +111,12 @@ static inline __attribute__((always_inline)) void tile(const int R, const int NV
     }
 }
 
-#define TILE_ARGS T, P, a, at, ar, ap, b, bt, bp, mode, c, ldc, bias
+#define TILE_ARGS N, T, P, a, an, at, ar, ap, b, bn, bt, bp, mode, c, ldc, bias
 #define CASE_R(nv, r) case r: tile(r, nv, TILE_ARGS); return;
 
 // Up to 12 rows of 1-2 vectors, 8 of 3, 6 of 4: 32 registers hold the accumulators, B and A.
-static void tile_any(int R, int NV, int T, int P, const char *a, long at, long ar, long ap,
-                     const char *b, long bt, long bp, int mode, float *c, long ldc, const float *bias)
+static void tile_any(int R, int NV, int N, int T, int P, const char *a, long an, long at, long ar, long ap,
+                     const char *b, long bn, long bt, long bp, int mode, float *c, long ldc, const float *bias)
 {
     switch (NV) {
     case 1: switch (R) { CASE_R(1, 1) CASE_R(1, 2) CASE_R(1, 3) CASE_R(1, 4) CASE_R(1, 5) CASE_R(1, 6)
@@ -133,15 +134,15 @@ static int rmax(int nv) { return nv <= 2 ? 12 : nv == 3 ? 8 : 6; }
 
 // `rows` tile rows by `vectors` columns of 16 floats: column blocks of up to 4 vectors, row blocks
 // of nearly equal size that fit the registers.
-static void tiles(int rows, int vectors, int T, int P, const char *a, long at, long ar, long ap,
-                  const char *b, long bt, long bp, int mode, float *c, long ldc, const float *bias)
+static void tiles(int rows, int vectors, int N, int T, int P, const char *a, long an, long at, long ar, long ap,
+                  const char *b, long bn, long bt, long bp, int mode, float *c, long ldc, const float *bias)
 {
     for (int v0 = 0; v0 < vectors; v0 += 4) {
         int nv = vectors - v0 < 4 ? vectors - v0 : 4;
         int blocks = (rows + rmax(nv) - 1) / rmax(nv), rm = (rows + blocks - 1) / blocks;
         for (int r0 = 0; r0 < rows; r0 += rm) {
             int r = rows - r0 < rm ? rows - r0 : rm;
-            tile_any(r, nv, T, P, a + r0 * ar, at, ar, ap, b + 64 * v0, bt, bp, mode, c + r0 * ldc + 16 * v0, ldc,
+            tile_any(r, nv, N, T, P, a + r0 * ar, an, at, ar, ap, b + 64 * v0, bn, bt, bp, mode, c + r0 * ldc + 16 * v0, ldc,
                      bias ? bias + 16 * v0 : 0);
         }
     }
@@ -154,9 +155,9 @@ typedef struct {
     bf16 *wp;       // the kernel for the forward pass, [kh][p][f][2]
     bf16 *wb;       // the kernel as it is, in bf16
     uint32_t *wt;   // the kernel per row transposed, [kh][f/2][kw·in_c] pairs
-    uint32_t *q;    // one image's input, each element paired with the one `stride` columns right
+    uint32_t *q;    // a chunk's input, each element paired with the one `stride` columns right
     bf16 *d;        // one image's output gradient
-    uint32_t *d2;   // the same, pairs of output columns, [oh][ow/2][f] pairs
+    uint32_t *d2;   // a chunk's output gradient, pairs of output columns, [n][oh][ow/2][f] pairs
     bf16 *x;        // the batch's input, [batch, in_h, in_w, in_c], and slack for the odd pair (last:
                     // the only part whose size depends on the batch)
 } buffers;
@@ -166,6 +167,17 @@ static long pairs_forward(const dpk_conv *g) { return ((long)g->kernel * g->in_c
 static long pairs_columns(const dpk_conv *g) { return (g->out_w + 1) / 2; }
 static long image_size(const dpk_conv *g) { return (long)g->in_h * g->in_w * g->in_c; }
 
+// Images whose weight gradient one tile sums in its registers: as many as keep their paired input
+// and output gradient within CHUNK_BYTES (in L2), so the tile's reduction is long and dw is
+// written once a chunk. A function of the geometry: the same bits for a given batch.
+enum { CHUNK_BYTES = 512 << 10, CHUNK_MAX = 16 };
+static long paired_image_bytes(const dpk_conv *g) { return 4 * (image_size(g) + 16) + 4L * g->out_h * pairs_columns(g) * g->filters; }
+static int chunk_images(const dpk_conv *g)
+{
+    const long n = CHUNK_BYTES / paired_image_bytes(g);
+    return n < 1 ? 1 : n > CHUNK_MAX ? CHUNK_MAX : (int)n;
+}
+
 static buffers carve(const dpk_conv *g, void *work, int max_batch, long *total)
 {
     const long kc = (long)g->kernel * g->in_c, F = g->filters;
@@ -173,9 +185,9 @@ static buffers carve(const dpk_conv *g, void *work, int max_batch, long *total)
         2 * (g->kernel * pairs_forward(g) * F * 2),
         2 * (g->kernel * kc * F),
         4 * (g->kernel * kc * F / 2),
-        4 * (image_size(g) + 16),
+        4 * (image_size(g) + 16) * chunk_images(g),
         2 * ((long)g->out_h * g->out_w * F),
-        4 * ((long)g->out_h * pairs_columns(g) * F),
+        4 * ((long)g->out_h * pairs_columns(g) * F) * chunk_images(g),
         2 * (max_batch * image_size(g) + 32),
     };
     char *p = work;
@@ -225,9 +237,9 @@ static void forward_images(const dpk_conv *g, const bf16 *x, const bf16 *wp, con
     for (int n = 0; n < batch; n++) {
         const bf16 *image = x + n * image_size(g);
         for (int oh = 0; oh < g->out_h; oh++)
-            tiles(g->out_w, F / 16, g->kernel, P,
-                  (const char *)(image + oh * g->stride * row), 2 * row, 2L * g->stride * g->in_c, 4,
-                  (const char *)wp, P * F * 4, F * 4, g->linear ? MODE_BIAS : MODE_BIAS_RELU,
+            tiles(g->out_w, F / 16, 1, g->kernel, P,
+                  (const char *)(image + oh * g->stride * row), 0, 2 * row, 2L * g->stride * g->in_c, 4,
+                  (const char *)wp, 0, P * F * 4, F * 4, g->linear ? MODE_BIAS : MODE_BIAS_RELU,
                   out + ((long)n * g->out_h + oh) * g->out_w * F, F, bias);
     }
 }
@@ -263,48 +275,99 @@ static void pair_columns(const dpk_conv *g, const bf16 *x, uint32_t *q)
     for (int ih = 0; ih < g->in_h; ih++) {
         const bf16 *s = x + ih * row;
         uint32_t *d = q + ih * row;
-        for (long i = 0; i < inside; i++) d[i] = s[i] | (uint32_t)s[i + shift] << 16;
+        long i = 0;
+        for (; i + 16 <= inside; i += 16) {
+            __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
+            __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i + shift)));
+            _mm512_storeu_si512(d + i, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+        for (; i < inside; i++) d[i] = s[i] | (uint32_t)s[i + shift] << 16;
         for (long i = inside; i < row; i++) d[i] = s[i];
     }
 }
 
-// wt[kh][p][j] = (w[kh][j][2p], w[kh][j][2p+1]): each kernel row's pairs of filters transposed.
+// t[i] = column i of the 16 x 16 matrix of 32-bit elements m[0..15] (rows).
+static void transpose16(__m512i m[16])
+{
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(m[i], m[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(m[i], m[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+        for (int k = 0; k < 2; k++) {
+            m[i + 2 * k] = _mm512_unpacklo_epi64(t[i + k], t[i + k + 2]);
+            m[i + 2 * k + 1] = _mm512_unpackhi_epi64(t[i + k], t[i + k + 2]);
+        }
+    for (int i = 0; i < 16; i += 8)
+        for (int k = 0; k < 4; k++) {
+            t[i + k] = _mm512_shuffle_i32x4(m[i + k], m[i + k + 4], 0x88);
+            t[i + k + 4] = _mm512_shuffle_i32x4(m[i + k], m[i + k + 4], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        m[k] = _mm512_shuffle_i32x4(t[k], t[k + 8], 0x88);
+        m[k + 8] = _mm512_shuffle_i32x4(t[k], t[k + 8], 0xdd);
+    }
+}
+
+// wt[kh][p][j] = (w[kh][j][2p], w[kh][j][2p+1]): each kernel row's pairs of filters transposed,
+// 16 x 16 pairs at a time (kw·in_c is a multiple of 16 here; 16 filters leave 8 pairs).
 static void pack_transposed(const dpk_conv *g, const float *w, bf16 *wb, uint32_t *wt)
 {
     const long kc = (long)g->kernel * g->in_c, half = g->filters / 2;
     dpk_to_bf16(w, wb, g->kernel * kc * g->filters);
     const uint32_t *pairs = (const uint32_t *)wb;
     for (int kh = 0; kh < g->kernel; kh++)
-        for (long j = 0; j < kc; j++)
-            for (long p = 0; p < half; p++) wt[(kh * half + p) * kc + j] = pairs[(kh * kc + j) * half + p];
+        for (long j0 = 0; j0 < kc; j0 += 16) {
+            long p0 = 0;
+            for (; p0 + 16 <= half; p0 += 16) {
+                __m512i m[16];
+                for (int i = 0; i < 16; i++) m[i] = _mm512_loadu_si512(pairs + (kh * kc + j0 + i) * half + p0);
+                transpose16(m);
+                for (int i = 0; i < 16; i++) _mm512_storeu_si512(wt + (kh * half + p0 + i) * kc + j0, m[i]);
+            }
+            for (long p = p0; p < half; p++)
+                for (long j = j0; j < j0 + 16; j++) wt[(kh * half + p) * kc + j] = pairs[(kh * kc + j) * half + p];
+        }
 }
 
-// One image: dw (+)= its weight gradient; din (if given) = its input gradient. dout: FP32.
-static void backward_image(const dpk_conv *g, const buffers *b, const bf16 *x, const float *dout,
-                           float *dw, int accumulate, float *din)
+// One image's share of the backward pass: its paired input and output gradient into slot n of the
+// chunk (for the weight gradient), and din (if given) = its input gradient. dout: FP32.
+static void prepare_image(const dpk_conv *g, const buffers *b, int n, const bf16 *x, const float *dout, float *din)
 {
     const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters, P = pairs_columns(g);
-    // dout paired along output columns, and as it is.
+    uint32_t *d2 = b->d2 + n * (g->out_h * P * F);
     for (int oh = 0; oh < g->out_h; oh++)
         for (long p = 0; p < P; p++) {
             const float *at = dout + ((long)oh * g->out_w + 2 * p) * F;
-            interleave(at, 2 * p + 1 < g->out_w ? at + F : 0, (bf16 *)(b->d2 + (oh * P + p) * F), F);
+            interleave(at, 2 * p + 1 < g->out_w ? at + F : 0, (bf16 *)(d2 + (oh * P + p) * F), F);
         }
-    pair_columns(g, x, b->q);
-    for (int kh = 0; kh < g->kernel; kh++)
-        tiles(kc, F / 16, g->out_h, P,
-              (const char *)(b->q + kh * row), 4L * g->stride * row, 4, 8L * g->stride * g->in_c,
-              (const char *)b->d2, P * F * 4, F * 4, accumulate ? MODE_ADD : MODE_STORE,
-              dw + kh * kc * F, F, 0);
+    pair_columns(g, x, b->q + n * (image_size(g) + 16));
     if (!din) return;
+    // Input row ih = oh·stride + kh takes dout row oh through kernel row kh: every (oh, kh) of
+    // the row in one tile, pairs of filters along the reduction.
     dpk_to_bf16(dout, b->d, (long)g->out_h * g->out_w * F);
     memset(din, 0, sizeof(float) * image_size(g));
+    const int s = g->stride, K = g->kernel;
+    for (int ih = 0; ih < g->in_h; ih++) {
+        const int first = ih - K + 1 > 0 ? (ih - K + 1 + s - 1) / s : 0, last = ih / s < g->out_h - 1 ? ih / s : g->out_h - 1;
+        if (last < first) continue;
+        tiles(g->out_w, kc / 16, 1, last - first + 1, F / 2,
+              (const char *)(b->d + (long)first * g->out_w * F), 0, 2L * g->out_w * F, F * 2, 4,
+              (const char *)(b->wt + (ih - first * s) * (F / 2) * kc), 0, -4L * s * (F / 2) * kc, kc * 4, MODE_ADD,
+              din + ih * row, (long)s * g->in_c, 0);
+    }
+}
+
+// dw (+)= the weight gradient of the chunk's `count` images, summed in the tiles' registers.
+static void chunk_weights(const dpk_conv *g, const buffers *b, int count, float *dw, int accumulate)
+{
+    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters, P = pairs_columns(g);
     for (int kh = 0; kh < g->kernel; kh++)
-        for (int oh = 0; oh < g->out_h; oh++)
-            tiles(g->out_w, kc / 16, 1, F / 2,
-                  (const char *)(b->d + (long)oh * g->out_w * F), 0, F * 2, 4,
-                  (const char *)(b->wt + kh * (F / 2) * kc), 0, kc * 4, MODE_ADD,
-                  din + (oh * g->stride + kh) * row, (long)g->stride * g->in_c, 0);
+        tiles(kc, F / 16, count, g->out_h, P,
+              (const char *)(b->q + kh * row), 4L * (image_size(g) + 16), 4L * g->stride * row, 4, 8L * g->stride * g->in_c,
+              (const char *)b->d2, 4L * g->out_h * P * F, P * F * 4, F * 4, accumulate ? MODE_ADD : MODE_STORE,
+              dw + kh * kc * F, F, 0);
 }
 
 void dpk_bf16_conv_backward(const dpk_conv *g, const float *dout, const float *w, void *work, float *dw, float *din, int batch)
@@ -312,8 +375,13 @@ void dpk_bf16_conv_backward(const dpk_conv *g, const float *dout, const float *w
     buffers b = parts(g, work);
     if (din) pack_transposed(g, w, b.wb, b.wt);
     const long out = (long)g->out_h * g->out_w * g->filters;
-    for (int n = 0; n < batch; n++)
-        backward_image(g, &b, b.x + n * image_size(g), dout + n * out, dw, n > 0, din ? din + n * image_size(g) : 0);
+    const int chunk = chunk_images(g);
+    for (int n0 = 0; n0 < batch; n0 += chunk) {
+        const int count = batch - n0 < chunk ? batch - n0 : chunk;
+        for (int n = n0; n < n0 + count; n++)
+            prepare_image(g, &b, n - n0, b.x + n * image_size(g), dout + n * out, din ? din + n * image_size(g) : 0);
+        chunk_weights(g, &b, count, dw, n0 > 0);
+    }
 }
 
 // The FP32 kernels' unpooling (fused_impl.h): the pooled gradient routed to each window's winner
@@ -328,9 +396,14 @@ void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *poole
     const long out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
     memset(db, 0, sizeof(float) * g->filters);
     if (din) pack_transposed(g, w, b.wb, b.wt);
-    for (int n = 0; n < batch; n++) {
-        dpk_unpool_relu_avx512(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
-        backward_image(g, &b, b.x + n * image_size(g), scratch, dw, n > 0, din ? din + n * image_size(g) : 0);
+    const int chunk = chunk_images(g);
+    for (int n0 = 0; n0 < batch; n0 += chunk) {
+        const int count = batch - n0 < chunk ? batch - n0 : chunk;
+        for (int n = n0; n < n0 + count; n++) {
+            dpk_unpool_relu_avx512(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
+            prepare_image(g, &b, n - n0, b.x + n * image_size(g), scratch, din ? din + n * image_size(g) : 0);
+        }
+        chunk_weights(g, &b, count, dw, n0 > 0);
     }
 }
 

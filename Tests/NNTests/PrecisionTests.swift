@@ -94,12 +94,14 @@ struct PrecisionTests {
 
     /// Each BF16 pass against the definition in double on the same bf16-rounded inputs: FP32
     /// summation's error only. Geometries: an odd kw·in_c (a half pair along the reduction), stride 2
-    /// with an odd output width (a half pair of columns), and conv2 of the reference model.
-    @Test(arguments: [(9, 9, 3, 3, 1, 16), (11, 11, 16, 3, 2, 32), (12, 12, 32, 5, 1, 64)])
-    func bf16PassesMatchTheirDefinition(_ shape: (Int, Int, Int, Int, Int, Int)) throws {
+    /// with an odd output width (a half pair of columns), conv2 of the reference model, and images
+    /// large enough that a batch of 4 is two of the weight gradient's chunks (3 + 1), with 16
+    /// filters (8 pairs: the transposed kernel's part-block).
+    @Test(arguments: [(9, 9, 3, 3, 1, 16, 2), (11, 11, 16, 3, 2, 32, 2), (12, 12, 32, 5, 1, 64, 2), (40, 40, 16, 3, 1, 16, 4)])
+    func bf16PassesMatchTheirDefinition(_ shape: (Int, Int, Int, Int, Int, Int, Int)) throws {
         guard Precision.bf16.unavailable() == nil else { return }  // the refusal is checked above
-        let (h, w, c, k, s, f) = shape
-        let (oh, ow, batch) = ((h - k) / s + 1, (w - k) / s + 1, 2)
+        let (h, w, c, k, s, f, batch) = shape
+        let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1)
         var g = dpk_conv(in_h: Int32(h), in_w: Int32(w), in_c: Int32(c), kernel: Int32(k), stride: Int32(s), filters: Int32(f),
                          out_h: Int32(oh), out_w: Int32(ow), linear: 1, direct: 0, border: 0)
         var rng = SplitMix64(seed: 5)

@@ -23,6 +23,7 @@ static const layer layers[] = {
     {"5x5 16->32", {12, 12, 16, 5, 1, 32, 8, 8}},
     {"3x3/2 16->32", {15, 15, 16, 3, 2, 32, 7, 7}},
     {"3x3 3->32 (34x34)", {34, 34, 3, 3, 1, 32, 32, 32}},
+    {"3x3 16->16", {10, 10, 16, 3, 1, 16, 8, 8}},
 };
 
 // The thread's CPU time, as conv.c: other processes' time slices do not count.
@@ -56,6 +57,7 @@ int main(void) {
     printf("batch %d, median of %d; one core's FP32 FMA limit %.1f GFLOP/s, its vdpbf16ps loop's %.1f\n", batch, repeats,
            dpk_fma_peak(0, 0.3) / 1e9, dpk_bf16_peak(0.3) / 1e9);
     for (unsigned l = 0; l < sizeof layers / sizeof layers[0]; l++) {
+        if (getenv("ONLY") && !strstr(layers[l].name, getenv("ONLY"))) continue;
         const dpk_conv *g = &layers[l].g;
         long nin = (long)batch * g->in_h * g->in_w * g->in_c, nout = (long)batch * g->out_h * g->out_w * g->filters;
         long nw = (long)g->kernel * g->kernel * g->in_c * g->filters;

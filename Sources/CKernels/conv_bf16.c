@@ -62,16 +62,19 @@ void dpk_round_bf16(const float *src, float *dst, long n)
     }
 }
 
-/// dst[2i] = bf16(lo[i]), dst[2i+1] = bf16(hi[i]) (0 when hi is NULL); n a multiple of 16.
-static void interleave(const float *lo, const float *hi, bf16 *dst, int n)
+/// The 16 pairs (bf16(lo[i]), bf16(hi[i])), lo in the low half of each 32 bits.
+static inline __m512i pair_vectors(__m512 lo, __m512 hi)
 {
     const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                            23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    for (int i = 0; i < n; i += 16) {
-        __m512 h = hi ? _mm512_loadu_ps(hi + i) : _mm512_setzero_ps();
-        __m512i both = (__m512i)_mm512_cvtne2ps_pbh(h, _mm512_loadu_ps(lo + i));  // lo in the low half
-        _mm512_storeu_si512(dst + 2 * i, _mm512_permutexvar_epi16(order, both));
-    }
+    return _mm512_permutexvar_epi16(order, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));  // lo in the low half
+}
+
+/// dst[2i] = bf16(lo[i]), dst[2i+1] = bf16(hi[i]) (0 when hi is NULL); n a multiple of 16.
+static void interleave(const float *lo, const float *hi, bf16 *dst, int n)
+{
+    for (int i = 0; i < n; i += 16)
+        _mm512_storeu_si512(dst + 2 * i, pair_vectors(_mm512_loadu_ps(lo + i), hi ? _mm512_loadu_ps(hi + i) : _mm512_setzero_ps()));
 }
 
 // ---- The tile ---------------------------------------------------------------------------------
@@ -331,22 +334,12 @@ static void pack_transposed(const dpk_conv *g, const float *w, bf16 *wb, uint32_
         }
 }
 
-// One image's share of the backward pass: its paired input and output gradient into slot n of the
-// chunk (for the weight gradient), and din (if given) = its input gradient. dout: FP32.
-static void prepare_image(const dpk_conv *g, const buffers *b, int n, const bf16 *x, const float *dout, float *din)
+// din = the input gradient of the image whose bf16 output gradient is in b->d. Input row
+// ih = oh·stride + kh takes dout row oh through kernel row kh: every (oh, kh) of the row in one
+// tile, pairs of filters along the reduction.
+static void input_gradient(const dpk_conv *g, const buffers *b, float *din)
 {
-    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters, P = pairs_columns(g);
-    uint32_t *d2 = b->d2 + n * (g->out_h * P * F);
-    for (int oh = 0; oh < g->out_h; oh++)
-        for (long p = 0; p < P; p++) {
-            const float *at = dout + ((long)oh * g->out_w + 2 * p) * F;
-            interleave(at, 2 * p + 1 < g->out_w ? at + F : 0, (bf16 *)(d2 + (oh * P + p) * F), F);
-        }
-    pair_columns(g, x, b->q + n * (image_size(g) + 16));
-    if (!din) return;
-    // Input row ih = oh·stride + kh takes dout row oh through kernel row kh: every (oh, kh) of
-    // the row in one tile, pairs of filters along the reduction.
-    dpk_to_bf16(dout, b->d, (long)g->out_h * g->out_w * F);
+    const long kc = (long)g->kernel * g->in_c, row = (long)g->in_w * g->in_c, F = g->filters;
     memset(din, 0, sizeof(float) * image_size(g));
     const int s = g->stride, K = g->kernel;
     for (int ih = 0; ih < g->in_h; ih++) {
@@ -357,6 +350,73 @@ static void prepare_image(const dpk_conv *g, const buffers *b, int n, const bf16
               (const char *)(b->wt + (ih - first * s) * (F / 2) * kc), 0, -4L * s * (F / 2) * kc, kc * 4, MODE_ADD,
               din + ih * row, (long)s * g->in_c, 0);
     }
+}
+
+static uint32_t *chunk_q(const dpk_conv *g, const buffers *b, int n) { return b->q + n * (image_size(g) + 16); }
+static uint32_t *chunk_d2(const dpk_conv *g, const buffers *b, int n) { return b->d2 + n * (g->out_h * pairs_columns(g) * g->filters); }
+
+// One image's share of the backward pass: its paired input and output gradient into slot n of the
+// chunk (for the weight gradient), and din (if given) = its input gradient. dout: FP32.
+static void prepare_image(const dpk_conv *g, const buffers *b, int n, const bf16 *x, const float *dout, float *din)
+{
+    const long F = g->filters, P = pairs_columns(g);
+    uint32_t *d2 = chunk_d2(g, b, n);
+    for (int oh = 0; oh < g->out_h; oh++)
+        for (long p = 0; p < P; p++) {
+            const float *at = dout + ((long)oh * g->out_w + 2 * p) * F;
+            interleave(at, 2 * p + 1 < g->out_w ? at + F : 0, (bf16 *)(d2 + (oh * P + p) * F), F);
+        }
+    pair_columns(g, x, chunk_q(g, b, n));
+    if (!din) return;
+    dpk_to_bf16(dout, b->d, (long)g->out_h * g->out_w * F);
+    input_gradient(g, b, din);
+}
+
+// The same from a 2x2-pooled gradient, without the unpooled one: each window's gradient, where its
+// ReLU output is positive, goes to its winner (argmax), and a window's two columns are a pair of
+// d2 (and, with din, two pixels of d). Rows and a column past the last window get 0. The same bits
+// as unpooling first; db += the gradient's column sums in dpk_unpool_relu's order.
+static void prepare_pooled_image(const dpk_conv *g, const buffers *b, int n, const bf16 *x, const float *dpooled,
+                                 const float *pooled, const int *argmax, float *db, float *din)
+{
+    const int F = g->filters, P = (int)pairs_columns(g), ow = g->out_w / 2, oh = g->out_h / 2;
+    uint32_t *d2 = chunk_d2(g, b, n);
+    bf16 *d = din ? b->d : 0;
+    memset(d2 + 2L * oh * P * F, 0, 4L * (g->out_h - 2 * oh) * P * F);
+    if (d) memset(d + 2L * oh * g->out_w * F, 0, 2L * (g->out_h - 2 * oh) * g->out_w * F);
+    for (int y = 0; y < 2 * oh && ow < P; y++) {
+        memset(d2 + ((long)y * P + ow) * F, 0, 4L * F);
+        if (d) memset(d + ((long)y * g->out_w + 2 * ow) * F, 0, 2L * F);
+    }
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int c0 = 0; c0 < F; c0 += 64) {
+        const int vectors = (F - c0) / 16 < 4 ? (F - c0) / 16 : 4;
+        __m512 sum[4];
+        for (int j = 0; j < vectors; j++) sum[j] = _mm512_loadu_ps(db + c0 + 16 * j);
+        for (int y = 0; y < oh; y++)
+            for (int xw = 0; xw < ow; xw++) {
+                const long q = ((long)y * ow + xw) * F + c0;
+                for (int j = 0; j < vectors; j++) {
+                    const __m512 gp = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(pooled + q + 16 * j), _mm512_setzero_ps(), _CMP_GT_OQ),
+                                                          _mm512_loadu_ps(dpooled + q + 16 * j));
+                    sum[j] = _mm512_add_ps(sum[j], gp);
+                    const __m512i index = _mm512_loadu_si512(argmax + q + 16 * j);
+                    for (int dy = 0; dy < 2; dy++) {
+                        const int pixel = (2 * y + dy) * g->out_w + 2 * xw, at = pixel * F + c0 + 16 * j;
+                        const __m512 lo = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(index, _mm512_add_epi32(lanes, _mm512_set1_epi32(at))), gp);
+                        const __m512 hi = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(index, _mm512_add_epi32(lanes, _mm512_set1_epi32(at + F))), gp);
+                        _mm512_storeu_si512(d2 + ((long)(2 * y + dy) * P + xw) * F + c0 + 16 * j, pair_vectors(lo, hi));
+                        if (d) {
+                            _mm256_storeu_si256((__m256i *)(d + (long)at), (__m256i)_mm512_cvtneps_pbh(lo));
+                            _mm256_storeu_si256((__m256i *)(d + (long)at + F), (__m256i)_mm512_cvtneps_pbh(hi));
+                        }
+                    }
+                }
+            }
+        for (int j = 0; j < vectors; j++) _mm512_storeu_ps(db + c0 + 16 * j, sum[j]);
+    }
+    pair_columns(g, x, chunk_q(g, b, n));
+    if (din) input_gradient(g, b, din);
 }
 
 // dw (+)= the weight gradient of the chunk's `count` images, summed in the tiles' registers.
@@ -400,8 +460,14 @@ void dpk_bf16_conv_pool_backward(const dpk_conv *g, int pool, const float *poole
     for (int n0 = 0; n0 < batch; n0 += chunk) {
         const int count = batch - n0 < chunk ? batch - n0 : chunk;
         for (int n = n0; n < n0 + count; n++) {
+            const bf16 *x = b.x + n * image_size(g);
+            float *image_din = din ? din + n * image_size(g) : 0;
+            if (pool == 2) {
+                prepare_pooled_image(g, &b, n - n0, x, dpooled + n * out, pooled + n * out, argmax + n * out, db, image_din);
+                continue;
+            }
             dpk_unpool_relu_avx512(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
-            prepare_image(g, &b, n - n0, b.x + n * image_size(g), scratch, din ? din + n * image_size(g) : 0);
+            prepare_image(g, &b, n - n0, x, scratch, image_din);
         }
         chunk_weights(g, &b, count, dw, n0 > 0);
     }

@@ -392,28 +392,32 @@ static void prepare_pooled_image(const dpk_conv *g, const buffers *b, int n, con
     for (int c0 = 0; c0 < F; c0 += 64) {
         const int vectors = (F - c0) / 16 < 4 ? (F - c0) / 16 : 4;
         __m512 sum[4];
-        for (int j = 0; j < vectors; j++) sum[j] = _mm512_loadu_ps(db + c0 + 16 * j);
+        UNROLL for (int j = 0; j < 4; j++) if (j < vectors) sum[j] = _mm512_loadu_ps(db + c0 + 16 * j);
         for (int y = 0; y < oh; y++)
             for (int xw = 0; xw < ow; xw++) {
                 const long q = ((long)y * ow + xw) * F + c0;
-                for (int j = 0; j < vectors; j++) {
+                UNROLL for (int j = 0; j < 4; j++) if (j < vectors) {
                     const __m512 gp = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(pooled + q + 16 * j), _mm512_setzero_ps(), _CMP_GT_OQ),
                                                           _mm512_loadu_ps(dpooled + q + 16 * j));
                     sum[j] = _mm512_add_ps(sum[j], gp);
-                    const __m512i index = _mm512_loadu_si512(argmax + q + 16 * j);
+                    // bf16(gp) as the low and as the high half of a pair: the window's winner takes one.
+                    const __m256i half = (__m256i)_mm512_cvtneps_pbh(gp);
+                    const __m512i low = _mm512_cvtepu16_epi32(half), high = _mm512_slli_epi32(low, 16);
+                    const __m512i index = _mm512_sub_epi32(_mm512_loadu_si512(argmax + q + 16 * j), lanes);
                     for (int dy = 0; dy < 2; dy++) {
-                        const int pixel = (2 * y + dy) * g->out_w + 2 * xw, at = pixel * F + c0 + 16 * j;
-                        const __m512 lo = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(index, _mm512_add_epi32(lanes, _mm512_set1_epi32(at))), gp);
-                        const __m512 hi = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(index, _mm512_add_epi32(lanes, _mm512_set1_epi32(at + F))), gp);
-                        _mm512_storeu_si512(d2 + ((long)(2 * y + dy) * P + xw) * F + c0 + 16 * j, pair_vectors(lo, hi));
+                        const int at = ((2 * y + dy) * g->out_w + 2 * xw) * F + c0 + 16 * j;
+                        const __mmask16 left = _mm512_cmpeq_epi32_mask(index, _mm512_set1_epi32(at)),
+                                        right = _mm512_cmpeq_epi32_mask(index, _mm512_set1_epi32(at + F));
+                        _mm512_storeu_si512(d2 + ((long)(2 * y + dy) * P + xw) * F + c0 + 16 * j,
+                                            _mm512_mask_mov_epi32(_mm512_maskz_mov_epi32(left, low), right, high));
                         if (d) {
-                            _mm256_storeu_si256((__m256i *)(d + (long)at), (__m256i)_mm512_cvtneps_pbh(lo));
-                            _mm256_storeu_si256((__m256i *)(d + (long)at + F), (__m256i)_mm512_cvtneps_pbh(hi));
+                            _mm256_storeu_si256((__m256i *)(d + at), _mm256_maskz_mov_epi16(left, half));
+                            _mm256_storeu_si256((__m256i *)(d + at + F), _mm256_maskz_mov_epi16(right, half));
                         }
                     }
                 }
             }
-        for (int j = 0; j < vectors; j++) _mm512_storeu_ps(db + c0 + 16 * j, sum[j]);
+        UNROLL for (int j = 0; j < 4; j++) if (j < vectors) _mm512_storeu_ps(db + c0 + 16 * j, sum[j]);
     }
     pair_columns(g, x, chunk_q(g, b, n));
     if (din) input_gradient(g, b, din);

@@ -36,6 +36,8 @@ typedef float vf __attribute__((vector_size(64)));
 typedef int vi __attribute__((vector_size(64)));
 
 enum { MODE_BIAS_RELU, MODE_STORE, MODE_ADD, MODE_BIAS };
+#define FN(name) name##_bf16
+#include "max_2x2_impl.h"
 #define UNROLL _Pragma("clang loop unroll(full)")
 
 // ---- Conversions ------------------------------------------------------------------------------
@@ -151,6 +153,43 @@ static void tiles(int rows, int vectors, int N, int T, int P, const char *a, lon
     }
 }
 
+// A conv + ReLU + 2x2 max pooling tile: 2 output rows x 2W columns, the reduction as tile()'s
+// (A(t, dy, x, p) at a + t·at + dy·ady + x·ax + p·ap), each window's largest value and first
+// winner taken from the accumulators as dpk_max_pool takes them (the same bits), so the conv
+// output is never stored. index: output pixel (0, 0)'s; F filters, `down` floats an output row.
+static inline __attribute__((always_inline)) void pooled_tile(const int W, const int NV, int T, int P,
+    const char *a, long at, long ady, long ax, long ap, const char *b, long bt, long bp,
+    const float *bias, int F, int down, int index, float *pooled, int *argmax)
+{
+    __m512 acc[2][12][2];
+    UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * W; x++)
+        UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] = _mm512_setzero_ps();
+    for (int t = 0; t < T; t++) {
+        const char *ta = a + t * at, *tb = b + t * bt;
+        for (int p = 0; p < P; p++) {
+            __m512i w[2];
+            UNROLL for (int v = 0; v < NV; v++) w[v] = _mm512_loadu_si512(tb + p * bp + 64 * v);
+            UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * W; x++) {
+                int32_t pair;
+                memcpy(&pair, ta + dy * ady + x * ax + p * ap, 4);
+                __m512bh y = (__m512bh)_mm512_set1_epi32(pair);
+                UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] = _mm512_dpbf16_ps(acc[dy][x][v], y, (__m512bh)w[v]);
+            }
+        }
+    }
+    const vi lanes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    UNROLL for (int v = 0; v < NV; v++) {
+        const __m512 bv = _mm512_loadu_ps(bias + 16 * v), zero = _mm512_setzero_ps();
+        UNROLL for (int j = 0; j < W; j++) {
+            vf q = (vf)_mm512_max_ps(_mm512_add_ps(acc[0][2 * j][v], bv), zero), r = (vf)_mm512_max_ps(_mm512_add_ps(acc[0][2 * j + 1][v], bv), zero);
+            vf e = (vf)_mm512_max_ps(_mm512_add_ps(acc[1][2 * j][v], bv), zero), d = (vf)_mm512_max_ps(_mm512_add_ps(acc[1][2 * j + 1][v], bv), zero);
+            vi offset;
+            _mm512_storeu_ps(pooled + j * F + 16 * v, (__m512)max_2x2_bf16(q, r, e, d, F, down, &offset));
+            _mm512_storeu_si512(argmax + j * F + 16 * v, (__m512i)(lanes + (index + 2 * j * F + 16 * v) + offset));
+        }
+    }
+}
+
 // ---- The workspace ----------------------------------------------------------------------------
 
 // One layer's bf16 buffers, carved from the caller's `work` (dpk_bf16_workspace bytes).
@@ -247,6 +286,34 @@ static void forward_images(const dpk_conv *g, const bf16 *x, const bf16 *wp, con
     }
 }
 
+// Conv + ReLU + 2x2 pooling of up to 32 filters in pooled_tile()s: 3 windows of 2 vectors (6 of 1)
+// at a time, then one.
+static void pooled_images(const dpk_conv *g, const bf16 *x, const bf16 *wp, const float *bias, float *pooled, int *argmax, int batch)
+{
+    const long row = (long)g->in_w * g->in_c, F = g->filters, P = pairs_forward(g), step = (long)g->stride * g->in_c;
+    const int windows = g->out_w / 2, down = g->out_w * (int)F;
+    for (int n = 0; n < batch; n++) {
+        const bf16 *image = x + n * image_size(g);
+        for (int y = 0; y < g->out_h / 2; y++) {
+            const bf16 *a = image + 2L * y * g->stride * row;
+            float *out = pooled + ((long)n * (g->out_h / 2) + y) * windows * F;
+            int *arg = argmax + ((long)n * (g->out_h / 2) + y) * windows * F;
+            const int index = 2 * y * down;
+            int j = 0;
+#define POOLED(W, NV) pooled_tile(W, NV, g->kernel, (int)P, (const char *)(a + 2 * j * step), 2 * row, 2L * g->stride * row, 2 * step, 4, \
+                                  (const char *)wp, P * F * 4, F * 4, bias, (int)F, down, index + 2 * j * (int)F, out + j * F, arg + j * F)
+            if (F == 16) {
+                for (; j + 6 <= windows; j += 6) POOLED(6, 1);
+                for (; j < windows; j++) POOLED(1, 1);
+            } else {
+                for (; j + 3 <= windows; j += 3) POOLED(3, 2);
+                for (; j < windows; j++) POOLED(1, 2);
+            }
+#undef POOLED
+        }
+    }
+}
+
 void dpk_bf16_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, void *work, int batch)
 {
     buffers b = parts(g, work);
@@ -262,6 +329,10 @@ void dpk_bf16_conv_pool_forward(const dpk_conv *g, int pool, const float *in, co
     convert_input(g, in, &b, batch);
     pack_forward(g, w, b.wp);
     const long out = (long)(g->out_h / pool) * (g->out_w / pool) * g->filters;
+    if (pool == 2 && g->filters <= 32) {
+        pooled_images(g, b.x, b.wp, bias, pooled, argmax, batch);
+        return;
+    }
     for (int n = 0; n < batch; n++) {
         forward_images(g, b.x + n * image_size(g), b.wp, bias, scratch, 1);
         dpk_max_pool_avx512(scratch, pooled + n * out, argmax + n * out, 1, g->out_h, g->out_w, g->filters, pool);
@@ -514,6 +585,34 @@ int dpk_bf16_available(void) { return 0; }
 long dpk_bf16_workspace(const dpk_conv *g, int max_batch) { (void)g; (void)max_batch; return 0; }
 void dpk_to_bf16(const float *src, uint16_t *dst, long n) { (void)src; (void)dst; (void)n; __builtin_trap(); }
 void dpk_round_bf16(const float *src, float *dst, long n) { (void)src; (void)dst; (void)n; __builtin_trap(); }
+// Conv + ReLU + 2x2 pooling of up to 32 filters in pooled_tile()s: 3 windows of 2 vectors (6 of 1)
+// at a time, then one.
+static void pooled_images(const dpk_conv *g, const bf16 *x, const bf16 *wp, const float *bias, float *pooled, int *argmax, int batch)
+{
+    const long row = (long)g->in_w * g->in_c, F = g->filters, P = pairs_forward(g), step = (long)g->stride * g->in_c;
+    const int windows = g->out_w / 2, down = g->out_w * (int)F;
+    for (int n = 0; n < batch; n++) {
+        const bf16 *image = x + n * image_size(g);
+        for (int y = 0; y < g->out_h / 2; y++) {
+            const bf16 *a = image + 2L * y * g->stride * row;
+            float *out = pooled + ((long)n * (g->out_h / 2) + y) * windows * F;
+            int *arg = argmax + ((long)n * (g->out_h / 2) + y) * windows * F;
+            const int index = 2 * y * down;
+            int j = 0;
+#define POOLED(W, NV) pooled_tile(W, NV, g->kernel, (int)P, (const char *)(a + 2 * j * step), 2 * row, 2L * g->stride * row, 2 * step, 4, \
+                                  (const char *)wp, P * F * 4, F * 4, bias, (int)F, down, index + 2 * j * (int)F, out + j * F, arg + j * F)
+            if (F == 16) {
+                for (; j + 6 <= windows; j += 6) POOLED(6, 1);
+                for (; j < windows; j++) POOLED(1, 1);
+            } else {
+                for (; j + 3 <= windows; j += 3) POOLED(3, 2);
+                for (; j < windows; j++) POOLED(1, 2);
+            }
+#undef POOLED
+        }
+    }
+}
+
 void dpk_bf16_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, void *work, int batch) { __builtin_trap(); }
 void dpk_bf16_conv_pool_forward(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
                                 float *pooled, int *argmax, float *scratch, void *work, int batch) { __builtin_trap(); }

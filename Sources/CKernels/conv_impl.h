@@ -226,7 +226,7 @@ static FN(bmat) FN(forward_weights)(const dpk_conv *g, const float *w)
     if (F / VL <= NVMAX) return unpacked;
     if (rows * F > capacity) {
         free(buffer);
-        buffer = malloc(sizeof(float) * rows * F);
+        buffer = aligned_alloc(64, (sizeof(float) * rows * F + 63) / 64 * 64);  // whole vectors in a cache line
         capacity = buffer ? rows * F : 0;
         if (!buffer) return unpacked;
     }

@@ -80,13 +80,15 @@ INLINE void FN(sandwich)(const float *L, int lr, int lc, int ls, int js, const v
 }
 
 // A buffer of at least `floats` this thread keeps (slot: which of its buffers); NULL if none could be had.
+// 64-byte aligned: malloc's 16 bytes split a vector across cache lines (1 in 2 on AVX2, every one on
+// AVX-512), which cost the trainer's AVX2 conv2 a fifth of its time.
 static float *FN(wino_buffer)(int slot, long floats)
 {
     static _Thread_local float *buffers[5];
     static _Thread_local long capacity[5];
     if (floats > capacity[slot]) {
         free(buffers[slot]);
-        buffers[slot] = malloc(sizeof(float) * floats);
+        buffers[slot] = aligned_alloc(64, (sizeof(float) * floats + 63) / 64 * 64);  // whole vectors in a cache line
         capacity[slot] = buffers[slot] ? floats : 0;
     }
     return buffers[slot];

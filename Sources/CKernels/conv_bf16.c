@@ -8,9 +8,11 @@
 //              kw·in_c is padded with a zero weight, the pair's second input is the next one, × 0);
 //              B = the kernel packed [kh][p][f][2].
 // weight grad: r = (kw, c), pairs of output columns (ow, ow+1): A = the input with each element
-//              paired with the one `stride` columns right (q below), B = dout paired the same way.
+//              paired with the one `stride` columns right (q below), B = dout paired the same way;
+//              one tile sums a chunk of images (chunk_images).
 // input grad:  r = output column, pairs of filters (contiguous in dout), B = the kernel transposed
-//              per row and packed [kh][f/2][kw·in_c][2].
+//              per row and packed [kh][f/2][kw·in_c][2]; one tile per input row, over every kernel
+//              row that reaches it.
 // Inputs are rounded to bf16 (round to nearest even, as vcvtne2ps2bf16) once per layer and call;
 // weights, their gradients, the bias, ReLU and pooling stay FP32.
 #if defined(__x86_64__)

@@ -2,7 +2,7 @@
 // computed on the same bf16-rounded inputs (so the bound is FP32 summation's, 1e-5 of the largest
 // value), then timed against the avx512 FP32 path on the same layers; the error against the
 // unrounded FP32 reference is printed too (what bf16 itself costs).
-//   dev/cpu/run bf16        (BATCH=50 REPEATS=50 by default; exit status 1 if a result is wrong)
+//   dev/cpu/run bf16        (BATCH=50 REPEATS=50 by default, ONLY=<part of a layer's name>; exit status 1 if a result is wrong)
 #include "ckernels.h"
 #include "reference.h"
 #include <math.h>

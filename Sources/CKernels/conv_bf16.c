@@ -587,34 +587,6 @@ int dpk_bf16_available(void) { return 0; }
 long dpk_bf16_workspace(const dpk_conv *g, int max_batch) { (void)g; (void)max_batch; return 0; }
 void dpk_to_bf16(const float *src, uint16_t *dst, long n) { (void)src; (void)dst; (void)n; __builtin_trap(); }
 void dpk_round_bf16(const float *src, float *dst, long n) { (void)src; (void)dst; (void)n; __builtin_trap(); }
-// Conv + ReLU + 2x2 pooling of up to 32 filters in pooled_tile()s: 3 windows of 2 vectors (6 of 1)
-// at a time, then one.
-static void pooled_images(const dpk_conv *g, const bf16 *x, const bf16 *wp, const float *bias, float *pooled, int *argmax, int batch)
-{
-    const long row = (long)g->in_w * g->in_c, F = g->filters, P = pairs_forward(g), step = (long)g->stride * g->in_c;
-    const int windows = g->out_w / 2, down = g->out_w * (int)F;
-    for (int n = 0; n < batch; n++) {
-        const bf16 *image = x + n * image_size(g);
-        for (int y = 0; y < g->out_h / 2; y++) {
-            const bf16 *a = image + 2L * y * g->stride * row;
-            float *out = pooled + ((long)n * (g->out_h / 2) + y) * windows * F;
-            int *arg = argmax + ((long)n * (g->out_h / 2) + y) * windows * F;
-            const int index = 2 * y * down;
-            int j = 0;
-#define POOLED(W, NV) pooled_tile(W, NV, g->kernel, (int)P, (const char *)(a + 2 * j * step), 2 * row, 2L * g->stride * row, 2 * step, 4, \
-                                  (const char *)wp, P * F * 4, F * 4, bias, (int)F, down, index + 2 * j * (int)F, out + j * F, arg + j * F)
-            if (F == 16) {
-                for (; j + 6 <= windows; j += 6) POOLED(6, 1);
-                for (; j < windows; j++) POOLED(1, 1);
-            } else {
-                for (; j + 3 <= windows; j += 3) POOLED(3, 2);
-                for (; j < windows; j++) POOLED(1, 2);
-            }
-#undef POOLED
-        }
-    }
-}
-
 void dpk_bf16_conv_forward(const dpk_conv *g, const float *in, const float *w, const float *bias, float *out, void *work, int batch) { __builtin_trap(); }
 void dpk_bf16_conv_pool_forward(const dpk_conv *g, int pool, const float *in, const float *w, const float *bias,
                                 float *pooled, int *argmax, float *scratch, void *work, int batch) { __builtin_trap(); }

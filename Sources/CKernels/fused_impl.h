@@ -229,18 +229,26 @@ void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, co
     memset(db, 0, sizeof(float) * g->filters);
     if (din && !winograd_input) FN(transpose_kernel)(g, w, wt);
     const int from_windows = !winograd && !din && pool == 2 && !g->linear && FN(small_fits)(g);
-    for (int n = 0; n < batch; n++) {
+    const long conv = (long)g->out_h * g->out_w * g->filters;
+    int chunk = winograd ? FN(wino_chunk)(conv) : 1;
+    float *dconv = chunk > 1 ? FN(wino_buffer)(SLOT_GRADIENTS, chunk * conv) : scratch;
+    if (!dconv) dconv = scratch, chunk = 1;
+    for (int n0 = 0; n0 < batch; n0 += chunk) {
+        const int count = batch - n0 < chunk ? batch - n0 : chunk;
         if (from_windows) {
-            FN(relu_pooled)(dpooled + n * out, pooled + n * out, scratch, db, out / g->filters, g->filters);
-            FN(unpooled_weights_image)(g, in + n * image, scratch, argmax + n * out, dw, n > 0);
+            FN(relu_pooled)(dpooled + n0 * out, pooled + n0 * out, scratch, db, out / g->filters, g->filters);
+            FN(unpooled_weights_image)(g, in + n0 * image, scratch, argmax + n0 * out, dw, n0 > 0);
             continue;
         }
-        FN(dpk_unpool_relu)(dpooled + n * out, pooled + n * out, argmax + n * out, scratch, db, g->out_h, g->out_w, g->filters, pool);
-        if (winograd) FN(wino_weight_sums)(g, in + n * image, scratch, sums, n > 0, 1);
-        else FN(weights_image)(g, in + n * image, scratch, dw, n > 0);
-        // After its weight gradient: din may be the buffer `in` is (the padded input).
-        if (winograd_input) FN(wino_input)(g, scratch, u, din + n * image, 1);
-        else if (din) FN(input_image)(g, scratch, wt, din + n * image);
+        for (int n = n0; n < n0 + count; n++)
+            FN(dpk_unpool_relu)(dpooled + n * out, pooled + n * out, argmax + n * out, dconv + (n - n0) * conv, db,
+                                g->out_h, g->out_w, g->filters, pool);
+        if (winograd) FN(wino_weight_sums)(g, in + n0 * image, dconv, sums, n0 > 0, count);
+        else FN(weights_image)(g, in + n0 * image, dconv, dw, n0 > 0);
+        // After their weight gradient: din may be the buffer `in` is (the padded input).
+        if (winograd_input) FN(wino_input)(g, dconv, u, din + n0 * image, count);
+        else if (din)
+            for (int n = n0; n < n0 + count; n++) FN(input_image)(g, dconv + (n - n0) * conv, wt, din + n * image);
     }
     if (winograd) FN(wino_weights)(g, sums, dw);
 }

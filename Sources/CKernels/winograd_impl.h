@@ -79,13 +79,14 @@ INLINE void FN(sandwich)(const float *L, int lr, int lc, int ls, int js, const v
         UNROLL for (int o = 0; o < lr; o++) out[i * lr + o] = FN(combine)(L + o * ls, js, lc, t + i * lc, 1);
 }
 
+enum { SLOT_INPUT, SLOT_PRODUCTS, SLOT_KERNEL, SLOT_SUMS, SLOT_TURNED, SLOT_GRADIENTS, SLOT_COUNT };
 // A buffer of at least `floats` this thread keeps (slot: which of its buffers); NULL if none could be had.
 // 64-byte aligned: malloc's 16 bytes split a vector across cache lines (1 in 2 on AVX2, every one on
 // AVX-512), which cost the trainer's AVX2 conv2 a fifth of its time.
 static float *FN(wino_buffer)(int slot, long floats)
 {
-    static _Thread_local float *buffers[5];
-    static _Thread_local long capacity[5];
+    static _Thread_local float *buffers[SLOT_COUNT];
+    static _Thread_local long capacity[SLOT_COUNT];
     if (floats > capacity[slot]) {
         free(buffers[slot]);
         buffers[slot] = aligned_alloc(64, (sizeof(float) * floats + 63) / 64 * 64);  // whole vectors in a cache line
@@ -93,7 +94,16 @@ static float *FN(wino_buffer)(int slot, long floats)
     }
     return buffers[slot];
 }
-enum { SLOT_INPUT, SLOT_PRODUCTS, SLOT_KERNEL, SLOT_SUMS, SLOT_TURNED };
+
+// Images whose conv gradients (`floats` each) the fused backward's weight sums take in one call:
+// as many as fit 256 KB, up to 16. Summed one image at a time, the reference conv2's sums (295 KB)
+// were read and written for every 16 tiles, a third of the weight gradient's time on AVX2.
+// A function of the geometry, so the bits depend on the batch alone.
+static int FN(wino_chunk)(long floats)
+{
+    const long images = 65536 / floats;
+    return images < 1 ? 1 : images > 16 ? 16 : (int)images;
+}
 
 // Tiles a block holds: its transformed tiles (WX·tiles·channels floats, the wider side's) about
 // 512 KB, half of a Zen 4 core's L2, and at least two register tiles.

@@ -75,4 +75,46 @@ struct WinogradTests {
             #expect(directOut != out, "\(path): the forward pass has the direct kernels' bits")
         }
     }
+
+    /// The fused conv + ReLU + 2×2 pool backward sums the Winograd weight gradient over chunks of
+    /// images (16 of the reference conv2's); over 17 images (two chunks, the second one image),
+    /// dw, db and din match the definition on the unpooled gradient, on every path.
+    @Test func fusedBackwardSumsEveryChunk() throws {
+        let (h, c, k, f, batch) = (12, 32, 5, 64, 17)
+        let (o, p) = (h - k + 1, (h - k + 1) / 2)
+        var g = dpk_conv(in_h: Int32(h), in_w: Int32(h), in_c: Int32(c), kernel: Int32(k), stride: 1, filters: Int32(f),
+                         out_h: Int32(o), out_w: Int32(o), linear: 0, direct: 0, border: 0)
+        var rng = SplitMix64(seed: 11)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
+        let (x, kernel, bias, dpooled) = (randoms(batch * h * h * c), randoms(k * k * c * f), randoms(f), randoms(batch * p * p * f))
+        for path in ["avx512", "avx2", "portable"] {
+            guard let kernels = dpk_path_named(path) else { continue }
+            #expect(dpk_conv_winograd(kernels, &g, Int32(DPK_BACKWARD_WEIGHTS)) != 0, "\(path): the weight gradient is Winograd's")
+            var pooled = [Float](repeating: 0, count: dpooled.count), argmax = [Int32](repeating: 0, count: dpooled.count)
+            var scratch = [Float](repeating: 0, count: o * o * f)
+            dpk_conv_pool_forward(kernels, &g, 2, x, kernel, bias, &pooled, &argmax, &scratch, Int32(batch))
+            // The unpooled gradient: each window's gradient at its winner, where ReLU passed it.
+            var dconv = [Double](repeating: 0, count: batch * o * o * f), refDb = [Double](repeating: 0, count: f)
+            for n in 0..<batch { for q in 0..<(p * p * f) where pooled[n * p * p * f + q] > 0 {
+                dconv[n * o * o * f + Int(argmax[n * p * p * f + q])] = Double(dpooled[n * p * p * f + q])
+                refDb[q % f] += Double(dpooled[n * p * p * f + q])
+            } }
+            var refDw = [Double](repeating: 0, count: kernel.count), refDin = [Double](repeating: 0, count: x.count)
+            for n in 0..<batch { for y in 0..<o { for xo in 0..<o { for kh in 0..<k { for kw in 0..<k { for ch in 0..<c {
+                let i = ((n * h + y + kh) * h + xo + kw) * c + ch
+                for fo in 0..<f {
+                    let (wi, oi) = (((kh * k + kw) * c + ch) * f + fo, ((n * o + y) * o + xo) * f + fo)
+                    refDw[wi] += Double(x[i]) * dconv[oi]
+                    refDin[i] += dconv[oi] * Double(kernel[wi])
+                }
+            } } } } } }
+            var dw = [Float](repeating: .nan, count: kernel.count), db = [Float](repeating: .nan, count: f)
+            var din = [Float](repeating: .nan, count: x.count), wt = [Float](repeating: 0, count: kernel.count)
+            dpk_conv_pool_backward(kernels, &g, 2, x, pooled, argmax, dpooled, kernel, &wt, &scratch, &dw, &db, &din, Int32(batch))
+            for (pass, got, want) in [("dw", dw, refDw), ("db", db, refDb), ("din", din, refDin)] {
+                let e = want.indices.map { abs(Double(got[$0]) - want[$0]) }.max()! / want.map(abs).max()!
+                #expect(e <= 3e-5, "\(path) fused backward \(pass): \(e)")
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
-// Conv + bias + ReLU + max pooling, image by image (Winograd's kernels where they fit): one image's conv output (and its gradient)
-// lives in a small scratch buffer that stays in cache, instead of a whole batch's going through
-// memory four times. Included after conv_impl.h, pool_impl.h and winograd_impl.h; filters are a multiple of VL.
+// Conv + bias + ReLU + max pooling, image by image (Winograd's kernels where they fit): one image's conv output (and its gradient;
+// Winograd's weight gradient takes a chunk of images' gradients, within 256 KB) lives in a small buffer that stays in cache,
+// instead of a whole batch's going through memory four times. Included after conv_impl.h, pool_impl.h and winograd_impl.h;
+// filters are a multiple of VL.
 
 // A first layer's conv + ReLU + 2x2 max pooling in registers: a tile of 2 output rows x 2P columns
 // (a + x·C + dy·row reads the input under output pixel (dy, x)), each window's largest value and its

@@ -250,11 +250,57 @@ int FN(dpk_winograd_fits)(const dpk_conv *g, int pass)
     return 2L * g->out_h * g->out_w * g->kernel * g->kernel >= 5 * tiles * WX;
 }
 
-// The forward's transformed kernel, in this thread's buffer.
+// Transformed kernels this thread keeps, by the weights they came from: a training step calls each
+// layer once a sub-batch with the same weights, so a kernel is transformed once a step, not once a
+// call (4 % of the CIFAR-style model's step). The key is a copy of the weights, compared in full,
+// so new weights are always transformed anew. Returns the buffer of `floats` for w's transform of
+// `kind` (the pass and the input channels) and *fresh = 1 if it must be (re)computed; NULL if memory ran out.
+enum { KEPT_KERNELS = 16 };
+static float *FN(kept_kernel)(const float *w, long weights, long floats, long kind, int *fresh)
+{
+    static _Thread_local struct { const float *w; long weights, floats, kind; float *copy, *u; } kept[KEPT_KERNELS];
+    static _Thread_local int next;
+    const size_t bytes = sizeof(float) * weights;
+    for (int i = 0; i < KEPT_KERNELS; i++)
+        if (kept[i].u && kept[i].w == w && kept[i].weights == weights && kept[i].floats == floats && kept[i].kind == kind) {
+            *fresh = memcmp(kept[i].copy, w, bytes) != 0;
+            if (*fresh) memcpy(kept[i].copy, w, bytes);
+            return kept[i].u;
+        }
+    const int i = next;
+    next = (next + 1) % KEPT_KERNELS;
+    free(kept[i].copy);
+    free(kept[i].u);
+    kept[i].copy = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    kept[i].u = aligned_alloc(64, (sizeof(float) * floats + 63) / 64 * 64);
+    if (!kept[i].copy || !kept[i].u) {
+        free(kept[i].copy);
+        free(kept[i].u);
+        kept[i].copy = kept[i].u = 0;
+        return 0;
+    }
+    memcpy(kept[i].copy, w, bytes);
+    kept[i].w = w, kept[i].weights = weights, kept[i].floats = floats, kept[i].kind = kind;
+    *fresh = 1;
+    return kept[i].u;
+}
+
+// w's transform for `pass` in a kept buffer (else this thread's scratch slot), and whether to compute it.
+static float *FN(wino_kernel_buffer)(const dpk_conv *g, const float *w, int pass, int *fresh)
+{
+    const long weights = (long)g->kernel * g->kernel * g->in_c * g->filters, floats = (long)WX * g->in_c * g->filters;
+    float *u = FN(kept_kernel)(w, weights, floats, (long)pass << 32 | g->in_c, fresh);
+    if (u) return u;
+    *fresh = 1;
+    return FN(wino_buffer)(SLOT_KERNEL, floats);
+}
+
+// The forward's transformed kernel.
 static const float *FN(wino_forward_kernel)(const dpk_conv *g, const float *w)
 {
-    float *u = FN(wino_buffer)(SLOT_KERNEL, (long)WX * g->in_c * g->filters);
-    WINO_SPECIALISE(g->kernel, FN(wino_kernel_of)(k, w, g->in_c, g->filters, u));
+    int fresh;
+    float *u = FN(wino_kernel_buffer)(g, w, DPK_FORWARD, &fresh);
+    if (fresh) WINO_SPECIALISE(g->kernel, FN(wino_kernel_of)(k, w, g->in_c, g->filters, u));
     return u;
 }
 
@@ -275,7 +321,10 @@ void FN(dpk_winograd_forward)(const dpk_conv *g, const float *in, const float *w
 static const float *FN(wino_input_kernel)(const dpk_conv *g, const float *w)
 {
     const long C = g->in_c, F = g->filters, kk = (long)g->kernel * g->kernel;
-    float *wt = FN(wino_buffer)(SLOT_TURNED, kk * C * F), *u = FN(wino_buffer)(SLOT_KERNEL, WX * C * F);
+    int fresh;
+    float *u = FN(wino_kernel_buffer)(g, w, DPK_BACKWARD_INPUT, &fresh);
+    if (!fresh) return u;
+    float *wt = FN(wino_buffer)(SLOT_TURNED, kk * C * F);
     for (long i = 0; i < kk; i++)
         for (long c = 0; c < C; c++)
             for (long f = 0; f < F; f++) wt[(i * F + f) * C + c] = w[((kk - 1 - i) * C + c) * F + f];

@@ -117,4 +117,37 @@ struct WinogradTests {
             }
         }
     }
+
+    /// The transformed kernels are kept between calls, keyed by the weights: weights changed in place
+    /// (an optimizer step) give the bits of the same weights at a new address (transformed afresh),
+    /// in the forward pass and the input gradient, on every path.
+    @Test func keptKernelsFollowTheWeights() throws {
+        let (h, c, k, f, batch) = (9, 16, 3, 16, 2)
+        var g = dpk_conv(in_h: Int32(h), in_w: Int32(h), in_c: Int32(c), kernel: Int32(k), stride: 1, filters: Int32(f),
+                         out_h: Int32(h - 2), out_w: Int32(h - 2), linear: 1, direct: 0, border: 1)
+        var rng = SplitMix64(seed: 5)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
+        let (x, bias, dout) = (randoms(batch * h * h * c), randoms(f), randoms(batch * (h - 2) * (h - 2) * f))
+        let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * k * c * f)
+        defer { w.deallocate() }
+        for path in ["avx512", "avx2", "portable"] {
+            guard let kernels = dpk_path_named(path) else { continue }
+            #expect(dpk_conv_winograd(kernels, &g, Int32(DPK_FORWARD)) != 0 && dpk_conv_winograd(kernels, &g, Int32(DPK_BACKWARD_INPUT)) != 0)
+            func passes(_ weights: UnsafePointer<Float>) -> [Float] {
+                var out = [Float](repeating: 0, count: dout.count), din = [Float](repeating: 0, count: x.count)
+                var wt = [Float](repeating: 0, count: w.count)
+                dpk_conv_forward(kernels, &g, x, weights, bias, &out, Int32(batch))
+                dpk_conv_backward_input(kernels, &g, dout, weights, &wt, &din, Int32(batch))
+                return out + din
+            }
+            for (i, v) in randoms(w.count).enumerated() { w[i] = v }
+            let before = passes(w.baseAddress!)
+            w[w.count / 2] += 0.5  // one weight changed in place
+            let after = passes(w.baseAddress!), moved = Array(w)
+            let fresh = moved.withUnsafeBufferPointer { passes($0.baseAddress!) }
+            let (used, same) = (after != before, after == fresh)
+            #expect(used, "\(path): the changed weight was not used")
+            #expect(same, "\(path): kept kernels differ from fresh ones")
+        }
+    }
 }

@@ -97,7 +97,7 @@ static float *FN(wino_buffer)(int slot, long floats)
 
 // Images whose conv gradients (`floats` each) the fused backward's weight sums take in one call:
 // as many as fit 256 KB, up to 16. Summed one image at a time, the reference conv2's sums (295 KB)
-// were read and written for every 16 tiles, a third of the weight gradient's time on AVX2.
+// were read and written for every 16 tiles, about a quarter of the weight gradient's time on AVX2.
 // A function of the geometry, so the bits depend on the batch alone.
 static int FN(wino_chunk)(long floats)
 {

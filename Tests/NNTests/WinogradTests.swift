@@ -18,6 +18,34 @@ struct WinogradTests {
         (13, 16, 3, 32, 0, [true, true, false]),
     ]
 
+    /// Values in [-1, 1] in steps of 0.001, drawn from `rng`.
+    static func randoms(_ n: Int, _ rng: inout SplitMix64) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
+
+    /// A stride-1 'valid' conv of x [batch][h][h][c] with kernel [k][k][c][f], in double: its output
+    /// (without bias), and the weight and input gradients of dout.
+    static func definition(x: [Float], kernel: [Float], dout: [Double], h: Int, c: Int, k: Int, f: Int, batch: Int)
+        -> (out: [Double], dw: [Double], din: [Double]) {
+        let o = h - k + 1
+        var out = [Double](repeating: 0, count: dout.count), dw = [Double](repeating: 0, count: kernel.count)
+        var din = [Double](repeating: 0, count: x.count)
+        for n in 0..<batch { for y in 0..<o { for xo in 0..<o { for kh in 0..<k { for kw in 0..<k { for ch in 0..<c {
+            let i = ((n * h + y + kh) * h + xo + kw) * c + ch
+            for fo in 0..<f {
+                let (wi, oi) = (((kh * k + kw) * c + ch) * f + fo, ((n * o + y) * o + xo) * f + fo)
+                out[oi] += Double(x[i]) * Double(kernel[wi])
+                dw[wi] += Double(x[i]) * dout[oi]
+                din[i] += dout[oi] * Double(kernel[wi])
+            }
+        } } } } } }
+        return (out, dw, din)
+    }
+
+    /// The largest error over `indices` (all by default), relative to the largest value there.
+    static func error(_ got: [Float], _ want: [Double], at indices: [Int]? = nil) -> Double {
+        let at = indices ?? Array(want.indices)
+        return at.map { abs(Double(got[$0]) - want[$0]) }.max()! / at.map { abs(want[$0]) }.max()!
+    }
+
     @Test(arguments: shapes.indices)
     func passesMatchTheDefinition(_ index: Int) throws {
         let (h, c, k, f, border, winograd) = Self.shapes[index]
@@ -25,34 +53,18 @@ struct WinogradTests {
         var g = dpk_conv(in_h: Int32(h), in_w: Int32(h), in_c: Int32(c), kernel: Int32(k), stride: 1, filters: Int32(f),
                          out_h: Int32(o), out_w: Int32(o), linear: 1, direct: 0, border: Int32(border))
         var rng = SplitMix64(seed: 7)
-        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
-        var x = randoms(batch * h * h * c)
+        var x = Self.randoms(batch * h * h * c, &rng)
         // Padding is zeros, as the layers' padded copy holds.
         for n in 0..<batch { for y in 0..<h { for xi in 0..<h where min(y, xi) < border || max(y, xi) >= h - border {
             for ch in 0..<c { x[((n * h + y) * h + xi) * c + ch] = 0 }
         } } }
-        let (kernel, bias, dout) = (randoms(k * k * c * f), randoms(f), randoms(batch * o * o * f))
-
-        var refOut = [Double](repeating: 0, count: dout.count), refDw = [Double](repeating: 0, count: kernel.count)
-        var refDin = [Double](repeating: 0, count: x.count)
-        for n in 0..<batch { for y in 0..<o { for xo in 0..<o { for kh in 0..<k { for kw in 0..<k { for ch in 0..<c {
-            let i = ((n * h + y + kh) * h + xo + kw) * c + ch
-            for fo in 0..<f {
-                let (wi, oi) = (((kh * k + kw) * c + ch) * f + fo, ((n * o + y) * o + xo) * f + fo)
-                refOut[oi] += Double(x[i]) * Double(kernel[wi])
-                refDw[wi] += Double(x[i]) * Double(dout[oi])
-                refDin[i] += Double(dout[oi]) * Double(kernel[wi])
-            }
-        } } } } } }
-        for i in refOut.indices { refOut[i] += Double(bias[i % f]) }
+        let kernel = Self.randoms(k * k * c * f, &rng), bias = Self.randoms(f, &rng), dout = Self.randoms(batch * o * o * f, &rng)
+        let (unbiased, refDw, refDin) = Self.definition(x: x, kernel: kernel, dout: dout.map(Double.init), h: h, c: c, k: k, f: f, batch: batch)
+        let refOut = unbiased.indices.map { unbiased[$0] + Double(bias[$0 % f]) }
         // The border's input gradient is not the kernels' to write.
         let interior = x.indices.filter { i in
             let (y, xi) = (i / c / h % h, i / c % h)
             return min(y, xi) >= border && max(y, xi) < h - border
-        }
-        func error(_ got: [Float], _ want: [Double], at indices: [Int]? = nil) -> Double {
-            let at = indices ?? Array(want.indices)
-            return at.map { abs(Double(got[$0]) - want[$0]) }.max()! / at.map { abs(want[$0]) }.max()!
         }
 
         for path in ["avx512", "avx2", "portable"] {
@@ -64,7 +76,7 @@ struct WinogradTests {
             dpk_conv_forward(kernels, &g, x, kernel, bias, &out, Int32(batch))
             dpk_conv_backward_weights(kernels, &g, x, dout, &dw, Int32(batch))
             dpk_conv_backward_input(kernels, &g, dout, kernel, &wt, &din, Int32(batch))
-            let errors = [error(out, refOut), error(dw, refDw), error(din, refDin, at: interior)]
+            let errors = [Self.error(out, refOut), Self.error(dw, refDw), Self.error(din, refDin, at: interior)]
             for (pass, e) in zip(["forward", "weight gradient", "input gradient"], errors) {
                 #expect(e <= 3e-5, "\(path) \(Self.shapes[index]) \(pass): \(e)")
             }
@@ -85,8 +97,8 @@ struct WinogradTests {
         var g = dpk_conv(in_h: Int32(h), in_w: Int32(h), in_c: Int32(c), kernel: Int32(k), stride: 1, filters: Int32(f),
                          out_h: Int32(o), out_w: Int32(o), linear: 0, direct: 0, border: 0)
         var rng = SplitMix64(seed: 11)
-        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
-        let (x, kernel, bias, dpooled) = (randoms(batch * h * h * c), randoms(k * k * c * f), randoms(f), randoms(batch * p * p * f))
+        let x = Self.randoms(batch * h * h * c, &rng), kernel = Self.randoms(k * k * c * f, &rng)
+        let bias = Self.randoms(f, &rng), dpooled = Self.randoms(batch * p * p * f, &rng)
         for path in ["avx512", "avx2", "portable"] {
             guard let kernels = dpk_path_named(path) else { continue }
             #expect(dpk_conv_winograd(kernels, &g, Int32(DPK_BACKWARD_WEIGHTS)) != 0, "\(path): the weight gradient is Winograd's")
@@ -99,20 +111,12 @@ struct WinogradTests {
                 dconv[n * o * o * f + Int(argmax[n * p * p * f + q])] = Double(dpooled[n * p * p * f + q])
                 refDb[q % f] += Double(dpooled[n * p * p * f + q])
             } }
-            var refDw = [Double](repeating: 0, count: kernel.count), refDin = [Double](repeating: 0, count: x.count)
-            for n in 0..<batch { for y in 0..<o { for xo in 0..<o { for kh in 0..<k { for kw in 0..<k { for ch in 0..<c {
-                let i = ((n * h + y + kh) * h + xo + kw) * c + ch
-                for fo in 0..<f {
-                    let (wi, oi) = (((kh * k + kw) * c + ch) * f + fo, ((n * o + y) * o + xo) * f + fo)
-                    refDw[wi] += Double(x[i]) * dconv[oi]
-                    refDin[i] += dconv[oi] * Double(kernel[wi])
-                }
-            } } } } } }
+            let (_, refDw, refDin) = Self.definition(x: x, kernel: kernel, dout: dconv, h: h, c: c, k: k, f: f, batch: batch)
             var dw = [Float](repeating: .nan, count: kernel.count), db = [Float](repeating: .nan, count: f)
             var din = [Float](repeating: .nan, count: x.count), wt = [Float](repeating: 0, count: kernel.count)
             dpk_conv_pool_backward(kernels, &g, 2, x, pooled, argmax, dpooled, kernel, &wt, &scratch, &dw, &db, &din, Int32(batch))
             for (pass, got, want) in [("dw", dw, refDw), ("db", db, refDb), ("din", din, refDin)] {
-                let e = want.indices.map { abs(Double(got[$0]) - want[$0]) }.max()! / want.map(abs).max()!
+                let e = Self.error(got, want)
                 #expect(e <= 3e-5, "\(path) fused backward \(pass): \(e)")
             }
         }
@@ -126,8 +130,7 @@ struct WinogradTests {
         var g = dpk_conv(in_h: Int32(h), in_w: Int32(h), in_c: Int32(c), kernel: Int32(k), stride: 1, filters: Int32(f),
                          out_h: Int32(h - 2), out_w: Int32(h - 2), linear: 1, direct: 0, border: 1)
         var rng = SplitMix64(seed: 5)
-        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
-        let (x, bias, dout) = (randoms(batch * h * h * c), randoms(f), randoms(batch * (h - 2) * (h - 2) * f))
+        let x = Self.randoms(batch * h * h * c, &rng), bias = Self.randoms(f, &rng), dout = Self.randoms(batch * (h - 2) * (h - 2) * f, &rng)
         let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * k * c * f)
         defer { w.deallocate() }
         for path in ["avx512", "avx2", "portable"] {
@@ -140,7 +143,7 @@ struct WinogradTests {
                 dpk_conv_backward_input(kernels, &g, dout, weights, &wt, &din, Int32(batch))
                 return out + din
             }
-            for (i, v) in randoms(w.count).enumerated() { w[i] = v }
+            for (i, v) in Self.randoms(w.count, &rng).enumerated() { w[i] = v }
             let before = passes(w.baseAddress!)
             w[w.count / 2] += 0.5  // one weight changed in place
             let after = passes(w.baseAddress!), moved = Array(w)

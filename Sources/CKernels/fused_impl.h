@@ -15,22 +15,28 @@ static inline __attribute__((always_inline)) void FN(pooled_tile)(const int P, c
     vi lanes;
     for (int i = 0; i < VL; i++) lanes[i] = i;
     UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * P; x++) UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] = (vf){0};
-    for (int t = 0; t < kernel; t++, a += row, w += KWC * NV * VL)
-        _Pragma("clang loop unroll(disable)") for (int k = 0; k < KWC; k++) {
-            vf wv[NVMAX];
-            UNROLL for (int v = 0; v < NV; v++) wv[v] = FN(load)(w + k * NV * VL + v * VL);
-            UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * P; x++) {
-                vf xv = FN(splat)(a[dy * row + x * C + k]);
-                UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] += xv * wv[v];
-            }
-        }
+#define POOLED_TAP(k) { \
+        vf wv[NVMAX]; \
+        UNROLL for (int v = 0; v < NV; v++) wv[v] = FN(load)(w + (k) * NV * VL + v * VL); \
+        UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * P; x++) { \
+            vf xv = FN(splat)(a[dy * row + x * C + (k)]); \
+            UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] += xv * wv[v]; \
+        } }
+    // A 3x3 kernel of one channel unrolled whole: with 9 products an output, the loops' own work
+    // cost 10% on Zen 3. Larger kernels run as fast rolled, in less code.
+    if (KWC == 3)
+        UNROLL for (int t = 0; t < 3; t++, a += row, w += KWC * NV * VL) UNROLL for (int k = 0; k < 3; k++) POOLED_TAP(k)
+    else
+        for (int t = 0; t < kernel; t++, a += row, w += KWC * NV * VL)
+            _Pragma("clang loop unroll(disable)") for (int k = 0; k < KWC; k++) POOLED_TAP(k)
+#undef POOLED_TAP
     UNROLL for (int v = 0; v < NV; v++) {
         const vf bv = FN(load)(bias + v * VL), zero = {0};
         UNROLL for (int j = 0; j < P; j++) {
             vf q = __builtin_elementwise_max(acc[0][2 * j][v] + bv, zero), b = __builtin_elementwise_max(acc[0][2 * j + 1][v] + bv, zero);
             vf e = __builtin_elementwise_max(acc[1][2 * j][v] + bv, zero), d = __builtin_elementwise_max(acc[1][2 * j + 1][v] + bv, zero);
             vi offset;
-            FN(store)(pooled + j * F + v * VL, FN(max_2x2)(q, b, e, d, (int)F, (int)down, &offset));
+            FN(store)(pooled + j * F + v * VL, FN(max_2x2_relu)(q, b, e, d, (int)F, (int)down, &offset));
             vi at = lanes + (index + (int)(2 * j * F + v * VL)) + offset;
             memcpy(argmax + j * F + v * VL, &at, sizeof at);
         }

@@ -122,6 +122,43 @@ struct WinogradTests {
         }
     }
 
+    /// A first layer's conv + ReLU + 2×2 pool in registers (mnist_convnet's 3×3, the reference
+    /// model's 5×5; 26 and 24 columns, so 13 and 12 windows a row) gives the bits of the conv
+    /// followed by `dpk_max_pool`, the first winner included: on values whose windows tie (quarters,
+    /// halves and ReLU's zeros) and on values that do not, on every path.
+    @Test(arguments: [3, 5])
+    func fusedFirstLayerPoolsAsMaxPool(_ k: Int) throws {
+        let (h, f, batch) = (28, 32, 3)
+        let o = h - k + 1, p = o / 2
+        var g = dpk_conv(in_h: Int32(h), in_w: Int32(h), in_c: 1, kernel: Int32(k), stride: 1, filters: Int32(f),
+                         out_h: Int32(o), out_w: Int32(o), linear: 0, direct: 0, border: 0)
+        var rng = SplitMix64(seed: 5)
+        let coarse = { (n: Int, steps: UInt64) in (0..<n).map { _ in Float(rng.next() % steps) / Float(steps - 1) - 0.5 } }
+        let cases: [(String, [Float], [Float], [Float])] = [
+            ("ties", coarse(batch * h * h, 3), coarse(k * k * f, 5), coarse(f, 3)),
+            ("no ties", Self.randoms(batch * h * h, &rng), Self.randoms(k * k * f, &rng), Self.randoms(f, &rng)),
+        ]
+        for path in ["avx512", "avx2", "portable"] {
+            guard let kernels = dpk_path_named(path) else { continue }
+            for (name, x, kernel, bias) in cases {
+                var conv = [Float](repeating: 0, count: batch * o * o * f)
+                var want = [Float](repeating: 0, count: batch * p * p * f), wantArgmax = [Int32](repeating: 0, count: want.count)
+                dpk_conv_forward(kernels, &g, x, kernel, bias, &conv, Int32(batch))
+                dpk_max_pool(kernels, conv, &want, &wantArgmax, Int32(batch), Int32(o), Int32(o), Int32(f), 2)
+                var pooled = [Float](repeating: .nan, count: want.count), argmax = [Int32](repeating: -1, count: want.count)
+                var scratch = [Float](repeating: 0, count: o * o * f)
+                dpk_conv_pool_forward(kernels, &g, 2, x, kernel, bias, &pooled, &argmax, &scratch, Int32(batch))
+                #expect(pooled.map(\.bitPattern) == want.map(\.bitPattern), "\(path) \(k)x\(k) \(name): pooled values")
+                // dpk_max_pool's winners index the batch; the fused pass's, each image's conv output.
+                let perImage = wantArgmax.indices.map { wantArgmax[$0] - Int32($0 / (p * p * f) * o * o * f) }
+                #expect(argmax == perImage, "\(path) \(k)x\(k) \(name): winners")
+                if name == "ties" {
+                    #expect(want.filter { $0 == 0 }.count > want.count / 10, "ReLU zeros fill whole windows")
+                }
+            }
+        }
+    }
+
     /// The transformed kernels are kept between calls, keyed by the weights: weights changed in place
     /// (an optimizer step) give the bits of the same weights at a new address (transformed afresh),
     /// in the forward pass and the input gradient, on every path.

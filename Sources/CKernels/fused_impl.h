@@ -22,9 +22,10 @@ static inline __attribute__((always_inline)) void FN(pooled_tile)(const int P, c
             vf xv = FN(splat)(a[dy * row + x * C + (k)]); \
             UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] += xv * wv[v]; \
         } }
-    // A 3x3 kernel of one channel unrolled whole: with 9 products an output, the loops' own work
-    // cost 10% on Zen 3. Larger kernels run as fast rolled, in less code.
-    if (KWC == 3)
+    // A 3x3 kernel of one channel unrolled whole where the tile holds 8 accumulators (AVX2's):
+    // with 9 products an output, the loops' own work cost 10% on Zen 3. Wider tiles (AVX-512's 24
+    // accumulators) would spill the weights clang hoists; larger kernels run as fast rolled.
+    if (KWC == 3 && 4 * P * NV <= 8)
         UNROLL for (int t = 0; t < 3; t++, a += row, w += KWC * NV * VL) UNROLL for (int k = 0; k < 3; k++) POOLED_TAP(k)
     else
         for (int t = 0; t < kernel; t++, a += row, w += KWC * NV * VL)

@@ -14,11 +14,17 @@ static inline vi FN(winner_offset)(vi is_a, vi is_b, vi is_e, int right, int dow
     return at & ~is_a;
 }
 
-// A 2x2 window: the largest by a tree of max, then the first that equals it (the first maximum,
-// the same bits as a loop over the window for any input without NaNs); *offset: where it is.
+// The largest of a 2x2 window, by a tree of max.
+static inline vf FN(largest_4)(vf a, vf b, vf e, vf d)
+{
+    return __builtin_elementwise_max(__builtin_elementwise_max(a, b), __builtin_elementwise_max(e, d));
+}
+
+// A 2x2 window: the largest, then the first that equals it (the first maximum, the same bits as a
+// loop over the window for any input without NaNs); *offset: where it is.
 static inline vf FN(max_2x2)(vf a, vf b, vf e, vf d, int right, int down, vi *offset)
 {
-    vf m = __builtin_elementwise_max(__builtin_elementwise_max(a, b), __builtin_elementwise_max(e, d));
+    vf m = FN(largest_4)(a, b, e, d);
     vi is_a = a == m, is_b = b == m, is_e = e == m;
     *offset = FN(winner_offset)(is_a, is_b, is_e, right, down);
     return FN(pick)(is_a, a, FN(pick)(is_b, b, FN(pick)(is_e, e, d)));
@@ -28,7 +34,7 @@ static inline vf FN(max_2x2)(vf a, vf b, vf e, vf d, int right, int down, vi *of
 // picks (there for -0 beside +0) can go, a quarter of the window's work on the FMA ports.
 static inline vf FN(max_2x2_relu)(vf a, vf b, vf e, vf d, int right, int down, vi *offset)
 {
-    vf m = __builtin_elementwise_max(__builtin_elementwise_max(a, b), __builtin_elementwise_max(e, d));
+    vf m = FN(largest_4)(a, b, e, d);
     *offset = FN(winner_offset)(a == m, b == m, e == m, right, down);
     return m;
 }

@@ -18,6 +18,9 @@ struct WinogradTests {
         (13, 16, 3, 32, 0, [true, true, false]),
     ]
 
+    /// Every kernel path; each test skips those this CPU does not run.
+    static let paths = ["avx512", "avx2", "portable"]
+
     /// Values in [-1, 1] in steps of 0.001, drawn from `rng`.
     static func randoms(_ n: Int, _ rng: inout SplitMix64) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
 
@@ -67,7 +70,7 @@ struct WinogradTests {
             return min(y, xi) >= border && max(y, xi) < h - border
         }
 
-        for path in ["avx512", "avx2", "portable"] {
+        for path in Self.paths {
             guard let kernels = dpk_path_named(path) else { continue }
             let passes = [DPK_FORWARD, DPK_BACKWARD_WEIGHTS, DPK_BACKWARD_INPUT].map { dpk_conv_winograd(kernels, &g, Int32($0)) != 0 }
             #expect(passes == winograd, "\(path) \(Self.shapes[index]): Winograd runs \(passes)")
@@ -99,7 +102,7 @@ struct WinogradTests {
         var rng = SplitMix64(seed: 11)
         let x = Self.randoms(batch * h * h * c, &rng), kernel = Self.randoms(k * k * c * f, &rng)
         let bias = Self.randoms(f, &rng), dpooled = Self.randoms(batch * p * p * f, &rng)
-        for path in ["avx512", "avx2", "portable"] {
+        for path in Self.paths {
             guard let kernels = dpk_path_named(path) else { continue }
             #expect(dpk_conv_winograd(kernels, &g, Int32(DPK_BACKWARD_WEIGHTS)) != 0, "\(path): the weight gradient is Winograd's")
             var pooled = [Float](repeating: 0, count: dpooled.count), argmax = [Int32](repeating: 0, count: dpooled.count)
@@ -138,7 +141,7 @@ struct WinogradTests {
             ("ties", coarse(batch * h * h, 3), coarse(k * k * f, 5), coarse(f, 3)),
             ("no ties", Self.randoms(batch * h * h, &rng), Self.randoms(k * k * f, &rng), Self.randoms(f, &rng)),
         ]
-        for path in ["avx512", "avx2", "portable"] {
+        for path in Self.paths {
             guard let kernels = dpk_path_named(path) else { continue }
             for (name, x, kernel, bias) in cases {
                 var conv = [Float](repeating: 0, count: batch * o * o * f)
@@ -170,7 +173,7 @@ struct WinogradTests {
         let x = Self.randoms(batch * h * h * c, &rng), bias = Self.randoms(f, &rng), dout = Self.randoms(batch * (h - 2) * (h - 2) * f, &rng)
         let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * k * c * f)
         defer { w.deallocate() }
-        for path in ["avx512", "avx2", "portable"] {
+        for path in Self.paths {
             guard let kernels = dpk_path_named(path) else { continue }
             #expect(dpk_conv_winograd(kernels, &g, Int32(DPK_FORWARD)) != 0 && dpk_conv_winograd(kernels, &g, Int32(DPK_BACKWARD_INPUT)) != 0)
             func passes(_ weights: UnsafePointer<Float>) -> [Float] {

@@ -32,12 +32,13 @@ static inline __attribute__((always_inline)) void FN(pooled_tile)(const int P, c
             _Pragma("clang loop unroll(disable)") for (int k = 0; k < KWC; k++) POOLED_TAP(k)
 #undef POOLED_TAP
     UNROLL for (int v = 0; v < NV; v++) {
-        const vf bv = FN(load)(bias + v * VL), zero = {0};
+        const vf bv = FN(load)(bias + v * VL);
+        const vi zero = {0};
         UNROLL for (int j = 0; j < P; j++) {
-            vf q = __builtin_elementwise_max(acc[0][2 * j][v] + bv, zero), b = __builtin_elementwise_max(acc[0][2 * j + 1][v] + bv, zero);
-            vf e = __builtin_elementwise_max(acc[1][2 * j][v] + bv, zero), d = __builtin_elementwise_max(acc[1][2 * j + 1][v] + bv, zero);
+            vi q = __builtin_elementwise_max((vi)(acc[0][2 * j][v] + bv), zero), b = __builtin_elementwise_max((vi)(acc[0][2 * j + 1][v] + bv), zero);
+            vi e = __builtin_elementwise_max((vi)(acc[1][2 * j][v] + bv), zero), d = __builtin_elementwise_max((vi)(acc[1][2 * j + 1][v] + bv), zero);
             vi offset;
-            FN(store)(pooled + j * F + v * VL, FN(max_2x2_relu)(q, b, e, d, (int)F, (int)down, &offset));
+            FN(store)(pooled + j * F + v * VL, (vf)FN(max_2x2_relu)(q, b, e, d, (int)F, (int)down, &offset));
             vi at = lanes + (index + (int)(2 * j * F + v * VL)) + offset;
             memcpy(argmax + j * F + v * VL, &at, sizeof at);
         }
@@ -226,6 +227,67 @@ static void FN(unpooled_weights_image)(const dpk_conv *g, const float *image, co
     }
 }
 
+#ifdef PERMUTE
+// A 3x3 first layer's weight gradient from its 2x2-pooled gradient, one product a window and tap:
+// only each window's winner (per filter) has a gradient, so the input a tap reads under it is
+// picked from the tap's four candidates (its inputs under the window's four pixels, in both halves
+// of a vector) by an in-lane permute (PERMUTE, on the winner's place 2·dy + dx), instead of four
+// products, three of them by zero. Places and candidates are made once an image, in work
+// (windows·(F + 36) floats), so the filter loop keeps its 9 sums, db's and the window's gradient
+// and place in registers. Each sum runs over the windows in order (the dense tile takes a window
+// row's upper pixels first, so the bits differ from its); db's as relu_pooled's.
+static void FN(winner_weights_image)(const dpk_conv *g, const float *image, const float *dpooled, const float *pooled,
+                                     const int *argmax, float *work, float *dw, float *db, int accumulate)
+{
+    typedef float quad __attribute__((vector_size(16)));
+    const long F = g->filters, row = g->in_w, across = g->out_w / 2, windows = g->out_h / 2 * across;
+    const int down = g->out_w * (int)F;
+    int *places = (int *)work;
+    quad *candidates = (quad *)(work + windows * F);
+    vi lanes;
+    for (int i = 0; i < VL; i++) lanes[i] = i;
+    for (long y = 0, n = 0; y < g->out_h / 2; y++)
+        for (long x = 0; x < across; x++, n++) {
+            const float *a = image + 2 * (y * row + x);
+            quad r[4];
+            UNROLL for (int k = 0; k < 4; k++) memcpy(&r[k], a + k * row, sizeof r[k]);
+            UNROLL for (int ky = 0; ky < 3; ky++) {
+                candidates[n * 9 + ky * 3 + 0] = __builtin_shufflevector(r[ky], r[ky + 1], 0, 1, 4, 5);
+                candidates[n * 9 + ky * 3 + 1] = __builtin_shufflevector(r[ky], r[ky + 1], 1, 2, 5, 6);
+                candidates[n * 9 + ky * 3 + 2] = __builtin_shufflevector(r[ky], r[ky + 1], 2, 3, 6, 7);
+            }
+            const vi first = lanes + (int)(2 * (y * down + x * F));
+            for (long v = 0; v < F; v += VL) {
+                vi offset;
+                memcpy(&offset, argmax + n * F + v, sizeof offset);
+                offset -= first + (int)v;
+                const vi dy = offset >= down, dx = offset - (dy & down) == (int)F;
+                const vi place = (dy & 2) - dx;
+                memcpy(places + n * F + v, &place, sizeof place);
+            }
+        }
+    for (long v = 0; v < F; v += VL) {
+        vf acc[9], sum = FN(load)(db + v);
+        UNROLL for (int t = 0; t < 9; t++) acc[t] = (vf){0};
+        for (long n = 0; n < windows; n++) {
+            const vf gv = (vf)((vi)FN(load)(dpooled + n * F + v) & (FN(load)(pooled + n * F + v) > 0));
+            sum += gv;
+            vi place;
+            memcpy(&place, places + n * F + v, sizeof place);
+            UNROLL for (int t = 0; t < 9; t++) {
+                const quad c = candidates[n * 9 + t];
+                acc[t] += PERMUTE(__builtin_shufflevector(c, c, 0, 1, 2, 3, 0, 1, 2, 3), place) * gv;
+            }
+        }
+        FN(store)(db + v, sum);
+        UNROLL for (int t = 0; t < 9; t++) {
+            float *p = dw + t * F + v;
+            FN(store)(p, accumulate ? FN(load)(p) + acc[t] : acc[t]);
+        }
+    }
+}
+#endif
+
 void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, const float *pooled, const int *argmax,
                                 const float *dpooled, const float *w, float *wt, float *scratch,
                                 float *dw, float *db, float *din, int batch)
@@ -244,6 +306,12 @@ void FN(dpk_conv_pool_backward)(const dpk_conv *g, int pool, const float *in, co
     for (int n0 = 0; n0 < batch; n0 += chunk) {
         const int count = batch - n0 < chunk ? batch - n0 : chunk;
         if (from_windows) {
+#ifdef PERMUTE
+            if (g->kernel == 3 && g->in_c == 1 && g->filters >= 12) {  // places and candidates fit the scratch
+                FN(winner_weights_image)(g, in + n0 * image, dpooled + n0 * out, pooled + n0 * out, argmax + n0 * out, scratch, dw, db, n0 > 0);
+                continue;
+            }
+#endif
             FN(relu_pooled)(dpooled + n0 * out, pooled + n0 * out, scratch, db, out / g->filters, g->filters);
             FN(unpooled_weights_image)(g, in + n0 * image, scratch, argmax + n0 * out, dw, n0 > 0);
             continue;

@@ -6,15 +6,14 @@
 // A first layer's conv + ReLU + 2x2 max pooling in registers: a tile of 2 output rows x 2P columns
 // (a + x·C + dy·row reads the input under output pixel (dy, x)), each window's largest value and its
 // first winner taken from the accumulators as dpk_max_pool takes them (the same bits), so the conv
-// output (mnist_convnet's 26x26x32 floats, twice L1) is never stored. index: output pixel (0, 0)'s.
+// output (mnist_convnet's 26x26x32 floats, twice L1) is never stored. first: the indexes of output
+// pixel (0, 0)'s first VL filters (kept as a vector: a broadcast costs an FMA slot on Zen 3).
 static inline __attribute__((always_inline)) void FN(pooled_tile)(const int P, const int NV, const int KWC, const int C,
-    int kernel, const float *a, long row, const float *w, const float *bias, long F, long down, int index,
+    int kernel, const float *a, long row, const float *w, const float *bias, long F, long down, vi first,
     float *pooled, int *argmax)
 {
     vf acc[2][RMAX1 / 2][NVMAX];
-    vi lanes;
-    for (int i = 0; i < VL; i++) lanes[i] = i;
-    UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * P; x++) UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] = (vf){0};
+    UNROLL for (int dy = 0; dy < 2; dy++) UNROLL for (int x = 0; x < 2 * P; x++) UNROLL for (int v = 0; v < NV; v++) acc[dy][x][v] = FN(load)(bias + v * VL);
 #define POOLED_TAP(k) { \
         vf wv[NVMAX]; \
         UNROLL for (int v = 0; v < NV; v++) wv[v] = FN(load)(w + (k) * NV * VL + v * VL); \
@@ -32,14 +31,13 @@ static inline __attribute__((always_inline)) void FN(pooled_tile)(const int P, c
             _Pragma("clang loop unroll(disable)") for (int k = 0; k < KWC; k++) POOLED_TAP(k)
 #undef POOLED_TAP
     UNROLL for (int v = 0; v < NV; v++) {
-        const vf bv = FN(load)(bias + v * VL);
         const vi zero = {0};
         UNROLL for (int j = 0; j < P; j++) {
-            vi q = __builtin_elementwise_max((vi)(acc[0][2 * j][v] + bv), zero), b = __builtin_elementwise_max((vi)(acc[0][2 * j + 1][v] + bv), zero);
-            vi e = __builtin_elementwise_max((vi)(acc[1][2 * j][v] + bv), zero), d = __builtin_elementwise_max((vi)(acc[1][2 * j + 1][v] + bv), zero);
+            vi q = __builtin_elementwise_max((vi)acc[0][2 * j][v], zero), b = __builtin_elementwise_max((vi)acc[0][2 * j + 1][v], zero);
+            vi e = __builtin_elementwise_max((vi)acc[1][2 * j][v], zero), d = __builtin_elementwise_max((vi)acc[1][2 * j + 1][v], zero);
             vi offset;
             FN(store)(pooled + j * F + v * VL, (vf)FN(max_2x2_relu)(q, b, e, d, (int)F, (int)down, &offset));
-            vi at = lanes + (index + (int)(2 * j * F + v * VL)) + offset;
+            vi at = first + (int)(2 * j * F + v * VL) + offset;
             memcpy(argmax + j * F + v * VL, &at, sizeof at);
         }
     }
@@ -52,11 +50,13 @@ static inline __attribute__((always_inline)) void FN(pooled_row)(const int NV, c
 {
     const long F = g->filters, down = (long)g->out_w * F;
     const int windows = g->out_w / 2, most = FN(rmax)(NV) / 4;
+    vi first;
+    for (int i = 0; i < VL; i++) first[i] = index + i;
     int j = 0;
-    for (; j + most <= windows; j += most)
-        FN(pooled_tile)(most, NV, KWC, C, g->kernel, a + 2 * j * C, row, w, bias, F, down, index + (int)(2 * j * F), pooled + j * F, argmax + j * F);
-    for (; j < windows; j++)
-        FN(pooled_tile)(1, NV, KWC, C, g->kernel, a + 2 * j * C, row, w, bias, F, down, index + (int)(2 * j * F), pooled + j * F, argmax + j * F);
+    for (; j + most <= windows; j += most, first += 2 * most * (int)F)
+        FN(pooled_tile)(most, NV, KWC, C, g->kernel, a + 2 * j * C, row, w, bias, F, down, first, pooled + j * F, argmax + j * F);
+    for (; j < windows; j++, first += 2 * (int)F)
+        FN(pooled_tile)(1, NV, KWC, C, g->kernel, a + 2 * j * C, row, w, bias, F, down, first, pooled + j * F, argmax + j * F);
 }
 
 #define POOLED_ROWS(nv, kwc, ch) for (int y = 0; y < g->out_h / 2; y++) \

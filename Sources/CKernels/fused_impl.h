@@ -31,12 +31,12 @@ static inline __attribute__((always_inline)) void FN(pooled_tile)(const int P, c
             _Pragma("clang loop unroll(disable)") for (int k = 0; k < KWC; k++) POOLED_TAP(k)
 #undef POOLED_TAP
     UNROLL for (int v = 0; v < NV; v++) {
-        const vi zero = {0};
+        const vf zero = {0};
         UNROLL for (int j = 0; j < P; j++) {
-            vi q = __builtin_elementwise_max((vi)acc[0][2 * j][v], zero), b = __builtin_elementwise_max((vi)acc[0][2 * j + 1][v], zero);
-            vi e = __builtin_elementwise_max((vi)acc[1][2 * j][v], zero), d = __builtin_elementwise_max((vi)acc[1][2 * j + 1][v], zero);
+            vf q = __builtin_elementwise_max(acc[0][2 * j][v], zero), b = __builtin_elementwise_max(acc[0][2 * j + 1][v], zero);
+            vf e = __builtin_elementwise_max(acc[1][2 * j][v], zero), d = __builtin_elementwise_max(acc[1][2 * j + 1][v], zero);
             vi offset;
-            FN(store)(pooled + j * F + v * VL, (vf)FN(max_2x2_relu)(q, b, e, d, (int)F, (int)down, &offset));
+            FN(store)(pooled + j * F + v * VL, FN(max_2x2_relu)(q, b, e, d, (int)F, (int)down, &offset));
             vi at = first + (int)(2 * j * F + v * VL) + offset;
             memcpy(argmax + j * F + v * VL, &at, sizeof at);
         }

@@ -8,6 +8,7 @@
 #define RMAX2 6
 #define FN(name) name##_avx2
 #define PERMUTE(table, index) __builtin_ia32_vpermilvarps256(table, index)
+#define WINNER_INPUT
 #include "conv_impl.h"
 #include "pool_impl.h"
 #include "winograd_impl.h"

@@ -360,16 +360,17 @@ void FN(dpk_conv_backward_weights)(const dpk_conv *g, const float *in, const flo
 static int FN(packs_transpose)(const dpk_conv *g) { return (long)g->kernel * g->in_c / VL > NVMAX; }
 
 // wt[kh][f][j] = w[kh][j][f]: each kernel row as a [filters, kernel·in_c] matrix, all of them one
-// [kernel·filters, kernel·in_c] matrix, packed when packs_transpose.
-static void FN(transpose_kernel)(const dpk_conv *g, const float *w, float *wt)
+// [kernel·filters, kernel·in_c] matrix, packed when `packed` (transpose_kernel: when packs_transpose).
+static void FN(transpose_kernel_as)(const dpk_conv *g, const float *w, float *wt, int packed)
 {
     const long kc = (long)g->kernel * g->in_c, F = g->filters, rows = g->kernel * F;
-    const int packed = FN(packs_transpose)(g);
     for (int kh = 0; kh < g->kernel; kh++)
         for (long j = 0; j < kc; j++)
             for (long f = 0; f < F; f++)
                 wt[packed ? FN(packed_at)(rows, kc, kh * F + f, j) : (kh * F + f) * kc + j] = w[(kh * kc + j) * F + f];
 }
+
+static void FN(transpose_kernel)(const dpk_conv *g, const float *w, float *wt) { FN(transpose_kernel_as)(g, w, wt, FN(packs_transpose)(g)); }
 
 // image = this image's input gradient (overwritten).
 static void FN(input_image)(const dpk_conv *g, const float *d, const float *wt, float *image)

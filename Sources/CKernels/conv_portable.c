@@ -15,6 +15,7 @@
 #define RMAX2 6
 #endif
 #define FN(name) name##_portable
+#define WINNER_INPUT
 #include "conv_impl.h"
 #include "pool_impl.h"
 #include "winograd_impl.h"

@@ -20,6 +20,9 @@ struct KernelPathTests {
                                            .init(filters: 16, kernelSize: 4, padding: .same, poolSize: 3)], dense: [], size: 14, channels: 2)),
             // A first layer pooled in registers whose last conv row and column no 2x2 window takes (9x9).
             ("first-layer-odd", arch([.init(filters: 32, kernelSize: 3)], dense: [], size: 11, channels: 1)),
+            // A pooled stride-2 conv whose input gradient goes by the windows' winners (5x5 on 16
+            // channels), its last row and column in no window.
+            ("pooled-stride2", arch([.init(filters: 16, kernelSize: 3), .init(filters: 16, kernelSize: 5, stride: 2)], dense: [], size: 21, channels: 1)),
             // 8 and 24 filters: the fast kernels on 4- and 8-wide vectors, and the 8-wide ones on an AVX-512 CPU.
             ("eight-filters", arch([.init(filters: 8, kernelSize: 3), .init(filters: 24, kernelSize: 3, padding: .same)], dense: [5], size: 12, channels: 1)),
         ]

@@ -59,7 +59,7 @@ let package = Package(
         // Runs every MPI primitive on its ranks and prints what it got, for the tests.
         .executableTarget(name: "collectives-check", dependencies: ["Collectives"], path: "Tests/CollectivesCheck"),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "NNTests", dependencies: ["NN", "ModelFiles", "KerasFiles", "Training", "Datasets"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "ModelFiles", "KerasFiles", "Training", "Datasets", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "KerasFilesTests", dependencies: ["KerasFiles", "Graph", "TestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")], exclude: ["Fixtures"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
         .testTarget(name: "DPTrainTests", dependencies: ["Training", "ModelFiles", "KerasFiles", "Datasets", "Collectives", "TestSupport"]),

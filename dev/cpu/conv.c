@@ -5,7 +5,9 @@
 //                           ONLY=cifar runs the layers whose name holds it)
 #include "ckernels.h"
 #include "reference.h"
+#ifndef NO_BLAS  // set by dev/cpu/run for an emulated cross build (TARGET=aarch64): no sgemm row
 #include <cblas.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@ static const layer layers[] = {
 // The thread's CPU time, not the wall clock: on a shared machine, time slices other processes take
 // would otherwise count as the kernel's.
 static double now(void) { return dpk_thread_seconds(); }
+#ifndef NO_BLAS
 // The bar to beat: im2col + OpenBLAS, as Sources/NN did before.
 static void im2col(const dpk_conv *g, const float *in, float *cols, int batch) {
     long kc = (long)g->kernel * g->in_c;
@@ -56,6 +59,7 @@ static void blas_input(const dpk_conv *g, const float *d, const float *w, float 
     int m = batch * g->out_h * g->out_w, k = g->kernel * g->kernel * g->in_c;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, g->filters, 1, d, g->filters, w, g->filters, 0, cols, k);
 }
+#endif
 
 
 // dst's border (g->border rows and columns at each edge of each image) = src's.
@@ -74,7 +78,9 @@ int main(void) {
     int batch = getenv("BATCH") ? atoi(getenv("BATCH")) : 50, repeats = getenv("REPEATS") ? atoi(getenv("REPEATS")) : 50;
     const char *paths[] = {"avx512", "avx2", "portable"};
     dpk_flush_denormals();
+#ifndef NO_BLAS
     openblas_set_num_threads(1);
+#endif
     printf("batch %d, median of %d; one core's FMA limit %.1f GFLOP/s", batch, repeats, dpk_fma_peak(0, 0.3) / 1e9);
     for (int p = 1; p < 3; p++)
         if (dpk_path_named(paths[p])) printf(", %s's %.1f", paths[p], dpk_fma_peak(dpk_path_named(paths[p]), 0.3) / 1e9);
@@ -99,6 +105,9 @@ int main(void) {
                 const int p = run < 0 ? -1 : run / 2, direct = run >= 0 && run % 2;
                 const dpk_path *k = p >= 0 ? dpk_path_named(paths[p]) : 0;
                 if (p >= 0 && !k) continue;
+#ifdef NO_BLAS
+                if (p < 0) continue;
+#endif
                 dpk_conv variant = *g;
                 variant.direct = direct;
                 const int winograd = p >= 0 && dpk_conv_winograd(k, &variant, pass);
@@ -111,9 +120,11 @@ int main(void) {
                 for (int r = 0; r < repeats && r < 1000; r++) {
                     double start = now();
                     if (p < 0) {
+#ifndef NO_BLAS
                         if (pass == 0) blas_forward(g, in, w, cols, out, batch);
                         if (pass == 1) blas_weights(g, in, d, cols, dw, batch);
                         if (pass == 2) blas_input(g, d, w, cols, batch);
+#endif
                     } else {
                         if (pass == 0) dpk_conv_forward(k, g, in, w, b, out, batch);
                         if (pass == 1) dpk_conv_backward_weights(k, g, in, d, dw, batch);
